@@ -1,0 +1,173 @@
+"""Errors a user may see, each carrying the sentence to show.
+
+Adapters render `error.user_message`; they never invent their own sentences.
+Provider errors are raised by provider adapters (mapped from SDK errors) and
+decide the retry policy in the pipeline: `retryable` ones are retried with
+backoff, the others fail at once and refund.
+"""
+
+from __future__ import annotations
+
+
+class EaselError(Exception):
+    """Base of every error with a sentence for the user."""
+
+    kind = "error"
+    default_message = "Something went wrong."
+
+    def __init__(self, user_message: str | None = None) -> None:
+        self.user_message = user_message or self.default_message
+        super().__init__(self.user_message)
+
+
+# --- refusals at submit time (nothing reserved) -------------------------------
+
+
+class Refusal(EaselError):
+    """A request refused before any work; nothing is reserved or charged."""
+
+    kind = "refused"
+
+
+class InsufficientCredits(Refusal):
+    kind = "insufficient_credits"
+
+    def __init__(self, needed: int, available: int) -> None:
+        self.needed = needed
+        self.available = available
+        super().__init__(
+            f"You need {needed} credits for this image but have {available}. "
+            "Nothing was charged. Ask an admin for more credits or pick a cheaper model."
+        )
+
+
+class TooManyActive(Refusal):
+    kind = "too_many_active"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You already have {limit} images in progress. "
+            "Wait for one to finish, then try again. Nothing was charged."
+        )
+
+
+class RateLimited(Refusal):
+    kind = "rate_limited"
+
+    def __init__(self, per_minute: int) -> None:
+        super().__init__(
+            f"You can start at most {per_minute} images a minute. "
+            "Try again in a moment. Nothing was charged."
+        )
+
+
+class UnknownModel(Refusal):
+    kind = "unknown_model"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"There is no model called '{name}'. Models: {', '.join(known)}.")
+
+
+class ModelUnavailable(Refusal):
+    kind = "model_unavailable"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"The model '{name}' is not configured on this Easel (its API key is not set)."
+        )
+
+
+class BadOption(Refusal):
+    kind = "bad_option"
+
+
+class BadUpload(Refusal):
+    kind = "bad_upload"
+
+
+class NothingToRefine(Refusal):
+    kind = "nothing_to_refine"
+    default_message = "There is no earlier image in this thread to work from."
+
+
+class EmptyPrompt(Refusal):
+    kind = "empty_prompt"
+    default_message = "Tell me what to draw, e.g. `a lighthouse at dusk, oil painting`."
+
+
+class NotFound(Refusal):
+    kind = "not_found"
+    default_message = "That image or thread no longer exists."
+
+
+class NotAllowed(Refusal):
+    kind = "not_allowed"
+    default_message = "Only Easel admins can do that."
+
+
+# --- provider errors (raised during work) -------------------------------------
+
+
+class ProviderError(EaselError):
+    """A provider failed; `retryable` decides whether the pipeline tries again."""
+
+    retryable = False
+    retry_after_s: float | None = None
+
+
+class ContentPolicy(ProviderError):
+    kind = "content_policy"
+    default_message = (
+        "The image model refused this prompt under its content policy. "
+        "Try rewording it. Nothing was charged."
+    )
+
+
+class InvalidRequest(ProviderError):
+    kind = "invalid_request"
+    default_message = "The image model could not accept this request. Nothing was charged."
+
+
+class TransientProviderError(ProviderError):
+    """Rate limited, overloaded or timed out: worth another try after a pause."""
+
+    kind = "transient"
+    retryable = True
+    default_message = (
+        "The image model is busy or timed out and did not recover. Nothing was charged."
+    )
+
+    def __init__(self, user_message: str | None = None, retry_after_s: float | None = None):
+        super().__init__(user_message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimitedByProvider(TransientProviderError):
+    kind = "provider_rate_limited"
+    default_message = (
+        "The image model is rate limiting this Easel and did not recover in time. "
+        "Nothing was charged."
+    )
+
+
+class ProviderDown(TransientProviderError):
+    kind = "provider_down"
+    default_message = "The image model is not answering right now. Nothing was charged."
+
+
+class GenerationTimedOut(ProviderError):
+    kind = "timeout"
+    default_message = "The image took too long and was given up. Nothing was charged."
+
+
+class WorkerLost(ProviderError):
+    kind = "worker_lost"
+    default_message = (
+        "The worker making this image stopped and it could not be finished. "
+        "Nothing was charged."
+    )
+
+
+class InternalError(ProviderError):
+    kind = "internal"
+    default_message = "Easel hit an internal error making this image. Nothing was charged."

@@ -1,0 +1,88 @@
+"""The ports through which the core talks to the world.
+
+Adapters in `adapters/` implement these with the real SDKs; tests implement them
+with small fakes at the network boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from core.models import (
+    ImageDelivery,
+    ImageRequest,
+    Images,
+    MessageRef,
+    Parked,
+    RefineRequest,
+    Refinement,
+    StatusView,
+    StoredObject,
+    ThreadRef,
+)
+
+
+class ChatPlatform(Protocol):
+    """The outbound half of a chat adapter: usable by any process with only a token."""
+
+    name: str
+
+    async def post_status(self, thread: ThreadRef, view: StatusView) -> MessageRef:
+        """Post a new status message in the thread."""
+        ...
+
+    async def edit_status(self, thread: ThreadRef, message: MessageRef, view: StatusView) -> None:
+        """Replace the status message's content with `view`."""
+        ...
+
+    async def post_image(self, thread: ThreadRef, image: ImageDelivery) -> MessageRef:
+        """Post a finished image (bytes read from object storage) into the thread."""
+        ...
+
+    async def post_text(self, thread: ThreadRef, text: str) -> MessageRef:
+        """Post a plain message in the thread (links, notices)."""
+        ...
+
+
+class ImageProvider(Protocol):
+    """One image API. Raises `core.errors.ProviderError` subclasses on failure."""
+
+    name: str
+
+    async def generate(self, request: ImageRequest) -> Images | Parked:
+        """Make (or start making) the image(s) for `request`."""
+        ...
+
+    async def resume(self, external_id: str, request: ImageRequest) -> Images | Parked:
+        """Look at a parked job again: its images, or still `Parked` if not done."""
+        ...
+
+
+class PromptRefiner(Protocol):
+    """Turns a thread's conversation and a new message into the prompt to send."""
+
+    name: str
+
+    async def refine(self, request: RefineRequest) -> Refinement:
+        """Decide the intent and the prompt for the new message."""
+        ...
+
+
+class ObjectStore(Protocol):
+    """Where image bytes live (S3-compatible bucket or a local folder)."""
+
+    async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        """Store bytes under `key` (with content type and sha256)."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """Read the bytes stored under `key`."""
+        ...
+
+    async def url(self, key: str, ttl_s: int) -> str | None:
+        """A URL a person can open (presigned for S3, file path for the local folder)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+        ...
