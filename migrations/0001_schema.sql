@@ -109,6 +109,7 @@ CREATE INDEX generations_user_recent ON generations (user_id, created_at);
 CREATE INDEX generations_session ON generations (session_id, id);
 CREATE UNIQUE INDEX generations_external ON generations (external_id) WHERE external_id IS NOT NULL;
 
+ALTER TABLE sessions ADD COLUMN head_generation_id bigint REFERENCES generations (id);
 ALTER TABLE messages ADD CONSTRAINT messages_generation
     FOREIGN KEY (generation_id) REFERENCES generations (id);
 ALTER TABLE reservations ADD CONSTRAINT reservations_generation

@@ -1,0 +1,122 @@
+"""Options a person can give in text: `--model pro --ar 16:9 --res 4k`, and size words.
+
+Slack and the console have no slash options inside threads, so options ride in
+the message; Discord's slash options are normalised through the same checks.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from core.catalog import ASPECT_RATIOS
+from core.errors import BadOption
+from core.models import RESOLUTIONS
+
+RATIO_WORDS = {
+    "landscape": "16:9",
+    "widescreen": "16:9",
+    "wide": "16:9",
+    "portrait": "9:16",
+    "vertical": "9:16",
+    "tall": "9:16",
+    "square": "1:1",
+}
+RESOLUTION_WORDS = {"1k": "1K", "draft": "1K", "2k": "2K", "4k": "4K", "uhd": "4K"}
+_RATIO_RE = re.compile(r"\b(\d{1,2})\s*[:x×]\s*(\d{1,2})\b")
+_OPTION_NAMES = {
+    "--model": "model",
+    "-m": "model",
+    "--ar": "aspect_ratio",
+    "--aspect": "aspect_ratio",
+    "--res": "resolution",
+    "--resolution": "resolution",
+    "--compare": "compare",
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    model: str | None = None
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    compare: tuple[str, ...] = ()
+
+
+def normalise_aspect(value: str) -> str:
+    """'16x9', '16:9', 'landscape' -> '16:9'; BadOption for anything else."""
+    text = value.strip().lower()
+    if text in RATIO_WORDS:
+        return RATIO_WORDS[text]
+    match = _RATIO_RE.fullmatch(text)
+    ratio = f"{match.group(1)}:{match.group(2)}" if match else text
+    if ratio not in ASPECT_RATIOS:
+        raise BadOption(
+            f"'{value}' is not an aspect ratio I know. Try one of: {', '.join(ASPECT_RATIOS)}."
+        )
+    return ratio
+
+
+def normalise_resolution(value: str) -> str:
+    """'4k', '4K', 'uhd' -> '4K'; BadOption for anything else."""
+    text = value.strip().lower()
+    if text in RESOLUTION_WORDS:
+        return RESOLUTION_WORDS[text]
+    raise BadOption(f"'{value}' is not a resolution I know. Try one of: {', '.join(RESOLUTIONS)}.")
+
+
+def parse_inline_options(text: str) -> tuple[str, Options]:
+    """Split `--name value` options out of a message; return the rest and the options."""
+    try:
+        words = shlex.split(text, posix=True)
+    except ValueError:
+        words = text.split()
+    if not any(word in _OPTION_NAMES or word.startswith("--") for word in words):
+        return text.strip(), Options()
+    values: dict[str, str] = {}
+    rest: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word.startswith("--") or word in _OPTION_NAMES:
+            name = _OPTION_NAMES.get(word.split("=", 1)[0])
+            if name is None:
+                known = ", ".join(sorted(k for k in _OPTION_NAMES if k.startswith("--")))
+                raise BadOption(f"I don't know the option '{word}'. Options: {known}.")
+            if "=" in word:
+                values[name] = word.split("=", 1)[1]
+            elif index + 1 < len(words):
+                index += 1
+                values[name] = words[index]
+            else:
+                raise BadOption(f"The option '{word}' needs a value, e.g. `{word} 16:9`.")
+        else:
+            rest.append(word)
+        index += 1
+    compare = tuple(m.strip().lower() for m in values.get("compare", "").split(",") if m.strip())
+    return " ".join(rest), Options(
+        model=values["model"].lower() if "model" in values else None,
+        aspect_ratio=normalise_aspect(values["aspect_ratio"]) if "aspect_ratio" in values else None,
+        resolution=normalise_resolution(values["resolution"]) if "resolution" in values else None,
+        compare=compare,
+    )
+
+
+def size_words(text: str) -> tuple[str | None, str | None]:
+    """Aspect ratio and resolution mentioned in plain words ("16:9 please", "in 4K")."""
+    lowered = text.lower()
+    aspect = None
+    match = _RATIO_RE.search(lowered)
+    if match and f"{match.group(1)}:{match.group(2)}" in ASPECT_RATIOS:
+        aspect = f"{match.group(1)}:{match.group(2)}"
+    else:
+        for word, ratio in RATIO_WORDS.items():
+            if re.search(rf"\b{word}\b", lowered):
+                aspect = ratio
+                break
+    resolution = None
+    for word, value in RESOLUTION_WORDS.items():
+        if re.search(rf"\b{word}\b", lowered) or (word == "uhd" and "ultra hd" in lowered):
+            resolution = value
+    return aspect, resolution

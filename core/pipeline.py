@@ -1,0 +1,393 @@
+"""The pipeline: one claimed generation through its stages.
+
+understanding → refining_prompt → generating → uploading → finalizing. Each stage
+is recorded (fenced on the claim, which also extends the lease) and shown by
+editing the status message. Provider errors decide: retry later, or fail and refund.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from core import generations as q
+from core.errors import EaselError, InternalError, ProviderError
+from core.models import (
+    ImageDelivery,
+    ImageRequest,
+    Images,
+    InputImage,
+    Intent,
+    ModelSpec,
+    Parked,
+    RefineRequest,
+    Refinement,
+    Stage,
+)
+from core.runtime import Runtime
+from core.sessions import recent_turns
+from core.status import StatusReporter, failure_view, progress_view, success_view
+
+log = logging.getLogger("easel.pipeline")
+
+CONTEXT = """
+SELECT p.refined_prompt AS parent_prompt,
+    (SELECT jsonb_build_object('key', object_key, 'content_type', content_type)
+       FROM assets WHERE generation_id = p.id AND kind = 'output' ORDER BY idx LIMIT 1)
+       AS parent_image,
+    (SELECT coalesce(jsonb_agg(jsonb_build_object('key', object_key,
+                                                  'content_type', content_type) ORDER BY idx),
+                     '[]')
+       FROM assets WHERE message_id = $2 AND kind = 'upload') AS uploads
+FROM (SELECT $1::bigint AS id) want LEFT JOIN generations p ON p.id = want.id
+"""
+
+
+class LeaseLost(Exception):
+    """Another worker owns this generation now; stop without writing anything."""
+
+
+@dataclass
+class _Context:
+    parent_prompt: str | None
+    parent_image: dict[str, str] | None
+    uploads: list[dict[str, str]]
+
+
+class Pipeline:
+    """Runs claimed jobs; one instance per worker process."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.config = runtime.config
+
+    async def run(self, job: q.Job) -> None:
+        """Take `job` as far as it goes: succeeded, failed, parked or requeued."""
+        model = self.rt.catalog.get(job.model)
+        platform = self.rt.platforms[job.thread.platform]
+        reporter = StatusReporter(
+            platform, job.thread, job.status_message, self.config.status_edit_interval_s
+        )
+        run = _Run(self, job, model, reporter)
+        try:
+            await run.stages()
+        except LeaseLost:
+            log.info("generation %s: lease lost, leaving it to its new owner", job.id)
+        except asyncio.CancelledError:
+            await asyncio.shield(run.give_back())
+            raise
+        except ProviderError as error:
+            await run.handle_error(error)
+        except Exception as exc:  # a bug or an unexpected outage: retry, then fail and refund
+            log.exception("generation %s: unexpected error", job.id)
+            error = InternalError()
+            error.retryable = not isinstance(exc, EaselError)
+            await run.handle_error(error)
+        finally:
+            await reporter.close()
+
+
+class _Run:
+    """The state of one job through the stages."""
+
+    def __init__(self, pipeline: Pipeline, job: q.Job, model: ModelSpec, reporter: StatusReporter):
+        self.p = pipeline
+        self.rt = pipeline.rt
+        self.job = job
+        self.model = model
+        self.reporter = reporter
+        self.done: list[tuple[Stage, float]] = []
+        self.refined_prompt = job.refined_prompt
+        self.params: dict[str, Any] = dict(job.params)
+        self._stage_started = time.monotonic()
+
+    async def stages(self) -> None:
+        job = self.job
+        if job.image_message is not None:  # delivered before a crash: only settle
+            await self._succeed(job.image_message.to_json(), elapsed_s=self._elapsed())
+            return
+        await self._show(Stage.UNDERSTANDING)
+        context = await self._load_context()
+        await self._record(Stage.UNDERSTANDING, Stage.REFINING_PROMPT, {})
+
+        await self._show(Stage.REFINING_PROMPT)
+        refinement = await self._refine(context)
+        self.refined_prompt = refinement.prompt
+        if refinement.aspect_ratio in self.model.aspect_ratios:
+            self.params["aspect_ratio"] = refinement.aspect_ratio
+        await self._record(
+            Stage.REFINING_PROMPT,
+            Stage.GENERATING,
+            {"prompt": refinement.prompt, "intent": refinement.intent.value},
+            refined_prompt=refinement.prompt,
+            intent=refinement.intent.value,
+        )
+
+        await self._show(Stage.GENERATING)
+        request = await self._image_request(refinement.intent, context)
+        provider = self.rt.providers[self.model.provider]
+        if job.external_id:
+            result = await provider.resume(job.external_id, request)
+        else:
+            result = await provider.generate(request)
+        if isinstance(result, Parked):
+            await self._park(result.external_id)
+            return
+        image = _first_image(result)
+        await self._record(Stage.GENERATING, Stage.UPLOADING, {"provider": provider.name})
+
+        await self._show(Stage.UPLOADING)
+        key = f"sessions/{job.session_id}/{job.id}/0.{_extension(image.content_type)}"
+        stored = await self.rt.store.put(key, image.data, image.content_type)
+        # Recording this stage also checks and extends the lease: past it, we may post.
+        await self._record(
+            Stage.UPLOADING,
+            Stage.FINALIZING,
+            {"object_key": key, "size_bytes": stored.size_bytes},
+            asset=(key, stored.content_type, stored.size_bytes, stored.sha256),
+        )
+
+        await self._show(Stage.FINALIZING)
+        elapsed_s = self._elapsed()
+        delivery = ImageDelivery(
+            generation_id=job.id,
+            object_key=key,
+            content_type=stored.content_type,
+            size_bytes=stored.size_bytes,
+            data=await self.rt.store.get(key),
+            url=await self.rt.store.url(key, self.p.config.url_ttl_s),
+            caption=f"{self.model.display_name} · {job.cost} credits · {elapsed_s:.1f}s",
+            model=self.model.display_name,
+            cost=job.cost,
+            elapsed_s=elapsed_s,
+            refined_prompt=self.refined_prompt or "",
+            buttons=self._buttons(),
+        )
+        posted = await self.reporter.platform.post_image(job.thread, delivery)
+        await self._succeed(posted.to_json(), elapsed_s=elapsed_s)
+
+    async def _load_context(self) -> _Context:
+        row = await self.rt.pool.fetchrow(CONTEXT, self.job.parent_id, self.job.message_id)
+        assert row is not None
+        return _Context(row["parent_prompt"], row["parent_image"], list(row["uploads"]))
+
+    async def _refine(self, context: _Context) -> Refinement:
+        job = self.job
+        intent = Intent(job.intent)
+        if self.refined_prompt and job.external_id:  # resuming a parked job
+            return Refinement(intent, self.refined_prompt)
+        if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and context.parent_prompt:
+            return Refinement(intent, context.parent_prompt)
+        turns = await recent_turns(
+            self.rt.pool, job.session_id, job.message_id or 2**62, self.p.config.context_turns
+        )
+        request = RefineRequest(
+            message=job.user_prompt,
+            turns=turns,
+            last_prompt=context.parent_prompt,
+            has_last_image=context.parent_image is not None,
+            has_uploads=bool(context.uploads),
+            aspect_ratio=str(self.params.get("aspect_ratio", "1:1")),
+            resolution=str(self.params.get("resolution", "2K")),
+        )
+        try:
+            return await self.rt.refiner.refine(request)
+        except ProviderError as error:
+            if self.rt.fallback_refiner is None:
+                raise
+            log.warning("refiner failed (%s); using the offline refiner", error.kind)
+            return await self.rt.fallback_refiner.refine(request)
+
+    async def _image_request(self, intent: Intent, context: _Context) -> ImageRequest:
+        inputs: list[InputImage] = []
+        for upload in context.uploads:
+            data = await self.rt.store.get(upload["key"])
+            inputs.append(InputImage(data, upload["content_type"], upload["key"].rsplit("/")[-1]))
+        wants_parent = intent in (Intent.EDIT, Intent.UPSCALE) or (
+            intent is Intent.VARIATION and self.model.can_edit
+        )
+        if not inputs and wants_parent and context.parent_image and self.model.can_edit:
+            key = context.parent_image["key"]
+            inputs.append(InputImage(await self.rt.store.get(key), context.parent_image[
+                "content_type"], "previous"))
+        return ImageRequest(
+            model=self.model,
+            prompt=self.refined_prompt or self.job.user_prompt,
+            aspect_ratio=str(self.params["aspect_ratio"]),
+            resolution=str(self.params["resolution"]),
+            seed=int(self.params.get("seed", 0)),
+            generation_id=self.job.id,
+            input_images=tuple(inputs),
+            webhook_url=self.rt.webhook_url(),
+        )
+
+    def _buttons(self) -> tuple[Any, ...]:
+        if self.job.compare_group:
+            return ()
+        return self.rt.follow_up_buttons(
+            self.model, self.job.id, str(self.params.get("resolution", ""))
+        )
+
+    async def _show(self, stage: Stage) -> None:
+        self._stage_started = time.monotonic()
+        await self.reporter.show(
+            progress_view(
+                stage,
+                model=self.model.display_name,
+                done=self.done,
+                refined_prompt=self.refined_prompt,
+                generation_id=self.job.id,
+            )
+        )
+
+    async def _record(
+        self,
+        stage: Stage,
+        next_stage: Stage,
+        detail: dict[str, Any],
+        *,
+        refined_prompt: str | None = None,
+        intent: str | None = None,
+        asset: tuple[str, str, int, str] | None = None,
+    ) -> None:
+        seconds = time.monotonic() - self._stage_started
+        self.done.append((stage, seconds))
+        key, content_type, size_bytes, sha256 = asset or (None, None, None, None)
+        row = await self.rt.pool.fetchval(
+            q.RECORD_STAGE,
+            self.job.id,
+            self.job.claims,
+            next_stage.value,
+            stage.value,
+            refined_prompt,
+            intent,
+            {k: v for k, v in self.params.items() if k == "aspect_ratio"},
+            detail,
+            seconds * 1000,
+            self.p.config.lease_s,
+            key,
+            content_type,
+            size_bytes,
+            sha256,
+        )
+        if row is None:
+            raise LeaseLost()
+
+    async def _park(self, external_id: str) -> None:
+        row = await self.rt.pool.fetchval(
+            q.PARK, self.job.id, self.job.claims, external_id, self.p.config.webhook_grace_s
+        )
+        if row is None:
+            raise LeaseLost()
+        view = progress_view(
+            Stage.GENERATING,
+            model=self.model.display_name,
+            done=self.done,
+            refined_prompt=self.refined_prompt,
+            note="The model is working on it; the image will appear here.",
+            generation_id=self.job.id,
+        )
+        await self.reporter.show(view)
+
+    async def _succeed(self, image_message: dict[str, str], *, elapsed_s: float) -> None:
+        row = await self.rt.pool.fetchrow(
+            q.SUCCEED,
+            self.job.id,
+            self.job.claims,
+            None,
+            "generation succeeded",
+            {"elapsed_s": round(elapsed_s, 3)},
+            self.refined_prompt or "",
+            image_message,
+        )
+        if row is None:
+            raise LeaseLost()
+        await self.reporter.final(
+            success_view(
+                model=self.model.display_name,
+                cost=self.job.cost,
+                elapsed_s=elapsed_s,
+                refined_prompt=self.refined_prompt,
+                generation_id=self.job.id,
+                buttons=self._buttons(),
+            )
+        )
+
+    async def handle_error(self, error: ProviderError) -> None:
+        """Retry a transient error later, or fail, refund and tell the person."""
+        job = self.job
+        delay_s = _backoff_s(job.attempts, error.retry_after_s, self.p.config)
+        due = time.time() + delay_s
+        if error.retryable and job.attempts < job.max_attempts and due < job.deadline_at.timestamp():
+            requeued = await self.rt.pool.fetchval(
+                q.REQUEUE, job.id, job.claims, delay_s, error.kind, error.user_message
+            )
+            if requeued is not None:
+                await q.notify(self.rt.pool, job.id)
+                await self.reporter.show(
+                    progress_view(
+                        Stage.GENERATING,
+                        model=self.model.display_name,
+                        done=self.done,
+                        refined_prompt=self.refined_prompt,
+                        note=f"The model is busy; trying again in {delay_s:.0f}s "
+                        f"(attempt {job.attempts + 1} of {job.max_attempts}).",
+                        generation_id=job.id,
+                    )
+                )
+            return
+        await self.fail(error)
+
+    async def fail(self, error: EaselError) -> None:
+        row = await self.rt.pool.fetchrow(
+            q.FAIL,
+            self.job.id,
+            self.job.claims,
+            error.kind,
+            error.user_message,
+            {"kind": error.kind},
+            error.user_message,
+            None,
+        )
+        if row is None:
+            return  # someone else finished it
+        await self.reporter.final(
+            failure_view(
+                message=error.user_message,
+                model=self.model.display_name,
+                elapsed_s=self._elapsed(),
+                generation_id=self.job.id,
+            )
+        )
+
+    async def give_back(self) -> None:
+        """On shutdown: put the job back in the queue for another worker, at once."""
+        await self.rt.pool.fetchval(
+            q.REQUEUE, self.job.id, self.job.claims, 0.0, "shutdown", "worker shutting down"
+        )
+        await q.notify(self.rt.pool, self.job.id)
+
+    def _elapsed(self) -> float:
+        return (datetime.now(UTC) - self.job.created_at).total_seconds()
+
+
+def _first_image(result: Images) -> Any:
+    if not result.images:
+        raise InternalError("The image model returned no image. Nothing was charged.")
+    return result.images[0]
+
+
+def _extension(content_type: str) -> str:
+    return {"image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}.get(content_type, "png")
+
+
+def _backoff_s(attempts: int, retry_after_s: float | None, config: Any) -> float:
+    """Exponential backoff with full jitter, never shorter than the provider's Retry-After."""
+    ceiling = min(config.backoff_max_s, config.backoff_base_s * 2 ** max(0, attempts - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after_s or 0.0)

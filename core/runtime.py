@@ -1,0 +1,62 @@
+"""What the core needs to do its work: the pool, the catalog and the ports.
+
+Built once by bot/app.py (or by a test with fakes) and passed to the worker,
+the sweeper and the service the adapters call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from core.catalog import Catalog
+from core.config import CoreConfig
+from core.models import Button, ModelSpec
+from core.ports import ChatPlatform, ImageProvider, ObjectStore, PromptRefiner
+
+
+@dataclass
+class Runtime:
+    pool: asyncpg.Pool
+    catalog: Catalog
+    config: CoreConfig
+    providers: dict[str, ImageProvider]
+    refiner: PromptRefiner
+    store: ObjectStore
+    platforms: dict[str, ChatPlatform] = field(default_factory=dict)
+    fallback_refiner: PromptRefiner | None = None
+    connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None
+
+    @property
+    def available_providers(self) -> frozenset[str]:
+        return frozenset(self.providers)
+
+    def available_models(self) -> list[ModelSpec]:
+        """Catalog models whose provider is configured here."""
+        return [m for m in self.catalog.models if m.provider in self.providers]
+
+    def webhook_url(self) -> str | None:
+        base = self.config.public_url
+        return f"{base.rstrip('/')}/webhooks/replicate" if base else None
+
+    def follow_up_buttons(self, model: ModelSpec, generation_id: int, resolution: str) -> tuple[
+        Button, ...
+    ]:
+        """Regenerate, Variations, Upscale (when the model has 4K) and another-model choice."""
+        buttons = [
+            Button("regen", "Regenerate", generation_id),
+            Button("vary", "Variations", generation_id),
+        ]
+        if "4K" in model.credits and resolution != "4K":
+            buttons.append(Button("upscale", f"Upscale to 4K ({model.credits['4K']} cr)",
+                                  generation_id))
+        others = tuple(
+            (m.name, f"{m.display_name} · {m.cost(resolution)} cr")
+            for m in self.available_models()
+            if m.name != model.name
+        )[:25]
+        if others:
+            buttons.append(Button("model", "Again with another model…", generation_id, others))
+        return tuple(buttons)

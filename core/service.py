@@ -1,0 +1,133 @@
+"""What chat adapters call: submit a request, look at credits, switch models, grant.
+
+A thin façade over the core modules, so an adapter needs one object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from core import credits, sessions
+from core.errors import NotAllowed, UnknownModel
+from core.models import ModelSpec, ThreadRef, UserRef
+from core.runtime import Runtime
+from core.submit import SubmitRequest, Submitted, submit
+from core.uploads import check_upload
+
+RECENT_GENERATIONS = """
+SELECT g.id, g.model, g.status, g.cost, g.created_at FROM generations g
+JOIN users u ON u.id = g.user_id
+WHERE u.platform = $1 AND u.workspace = $2 AND u.external_id = $3
+ORDER BY g.id DESC LIMIT 5
+"""
+
+
+@dataclass(frozen=True)
+class CreditsView:
+    available: int
+    reserved: int
+    spent: int
+    recent: tuple[tuple[int, str, str, int], ...] = ()
+
+    def as_text(self) -> str:
+        lines = [
+            f"Credits: {self.available} available · {self.reserved} reserved · "
+            f"{self.spent} spent"
+        ]
+        lines += [f"#{gid} {model} {status} ({cost} cr)" for gid, model, status, cost in self.recent]
+        return "\n".join(lines)
+
+
+class Easel:
+    """The core as the chat adapters see it."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    @property
+    def catalog_models(self) -> list[ModelSpec]:
+        return list(self.rt.catalog.models)
+
+    async def submit(self, request: SubmitRequest) -> Submitted:
+        """Check uploads, store them, and queue the generation (or raise a Refusal)."""
+        upload_keys = [await self._store_upload(u) for u in request.uploads]
+        return await submit(
+            self.rt.pool,
+            self.rt.catalog,
+            self.rt.config,
+            request,
+            available_providers=self.rt.available_providers,
+            upload_keys=upload_keys,
+        )
+
+    async def _store_upload(self, upload: Any) -> dict[str, Any]:
+        image = check_upload(
+            upload.data, max_bytes=self.rt.config.max_upload_bytes, name=upload.filename
+        )
+        digest = hashlib.sha256(image.data).hexdigest()
+        ext = image.content_type.split("/")[-1].replace("jpeg", "jpg")
+        stored = await self.rt.store.put(f"uploads/{digest}.{ext}", image.data, image.content_type)
+        return {
+            "key": stored.key,
+            "content_type": stored.content_type,
+            "size_bytes": stored.size_bytes,
+            "sha256": stored.sha256,
+            "name": upload.filename,
+        }
+
+    async def is_known_event(self, platform: str, source_event: str) -> bool:
+        """True when this platform event already made a generation (retries are no-ops)."""
+        found = await self.rt.pool.fetchval(
+            "SELECT 1 FROM generations WHERE platform = $1 AND source_event = $2",
+            platform,
+            source_event,
+        )
+        return found is not None
+
+    async def is_session(self, thread: ThreadRef) -> bool:
+        """Whether a thread is an Easel session (replies in other threads are ignored)."""
+        async with self.rt.pool.acquire() as conn:
+            return await sessions.find_session(conn, thread) is not None
+
+    async def credits(self, user: UserRef) -> CreditsView:
+        """The person's balance and last generations (creating their account if new)."""
+        async with self.rt.pool.acquire() as conn:
+            user_id = await sessions.upsert_user(conn, user, self.rt.config.starter_credits)
+            balance = await credits.balance(conn, user_id)
+            rows = await conn.fetch(RECENT_GENERATIONS, user.platform, user.workspace,
+                                    user.external_id)
+        assert balance is not None
+        recent = tuple((r["id"], r["model"], str(r["status"]), r["cost"]) for r in rows)
+        return CreditsView(balance.available, balance.reserved, balance.spent, recent)
+
+    async def set_model(self, thread: ThreadRef, user: UserRef, name: str) -> ModelSpec:
+        """Switch the thread's session to model `name` (the session is created if needed)."""
+        model = self.rt.catalog.get(name)
+        if model.provider not in self.rt.available_providers:
+            raise UnknownModel(name, [m.name for m in self.rt.available_models()])
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            user_id = await sessions.upsert_user(conn, user, self.rt.config.starter_credits)
+            session = await sessions.upsert_session(conn, thread, model.name, user_id)
+            await sessions.set_model(conn, session.id, model.name)
+        return model
+
+    async def session_model(self, thread: ThreadRef) -> str:
+        """The model a thread's next turn uses."""
+        async with self.rt.pool.acquire() as conn:
+            session = await sessions.find_session(conn, thread)
+        return session.model if session else self.rt.config.default_model
+
+    async def grant(
+        self, admin: UserRef, is_admin: bool, target: UserRef, amount: int, key: str
+    ) -> CreditsView:
+        """An admin's grant (or deduction, when negative) to another person."""
+        if not is_admin:
+            raise NotAllowed()
+        async with self.rt.pool.acquire() as conn:
+            user_id = await sessions.upsert_user(conn, target, self.rt.config.starter_credits)
+            await credits.adjust(
+                conn, user_id, amount, reason=f"by {admin.platform}:{admin.external_id}", key=key
+            )
+        return await self.credits(target)

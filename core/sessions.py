@@ -1,0 +1,144 @@
+"""Sessions: one per platform thread, with its users, messages and context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from core.models import ThreadRef, Turn, UserRef
+
+# Upserts the user and, for a new user, opens the account with the starter grant:
+# one statement, so a new user's account and grant appear together or not at all.
+UPSERT_USER = """
+WITH u AS (
+    INSERT INTO users (platform, workspace, external_id, display_name)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (platform, workspace, external_id)
+    DO UPDATE SET display_name = CASE WHEN EXCLUDED.display_name = '' THEN users.display_name
+                                      ELSE EXCLUDED.display_name END
+    RETURNING id
+), a AS (
+    INSERT INTO accounts (user_id, granted, available)
+    SELECT id, $5, $5 FROM u
+    ON CONFLICT (user_id) DO NOTHING
+    RETURNING user_id
+), l AS (
+    INSERT INTO ledger (user_id, kind, amount, reason, idempotency_key)
+    SELECT user_id, 'grant', $5, 'starter grant', 'starter:' || user_id FROM a
+)
+SELECT id FROM u
+"""
+
+UPSERT_SESSION = """
+INSERT INTO sessions (platform, workspace, channel, thread, model, created_by)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (platform, workspace, channel, thread)
+DO UPDATE SET deleted_at = NULL
+RETURNING id, model, head_generation_id
+"""
+
+FIND_SESSION = """
+SELECT id, model, head_generation_id FROM sessions
+WHERE platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4 AND deleted_at IS NULL
+"""
+
+RECENT_TURNS = """
+SELECT m.role, m.text, g.refined_prompt, g.status = 'succeeded' AS has_image
+FROM messages m LEFT JOIN generations g ON g.id = m.generation_id
+WHERE m.session_id = $1 AND m.id < $2
+ORDER BY m.id DESC LIMIT $3
+"""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: int
+    model: str
+    head_generation_id: int | None
+
+
+async def upsert_user(conn: asyncpg.Connection, user: UserRef, starter_credits: int) -> int:
+    """The user's id; a new user gets an account with the starter grant, once."""
+    user_id = await conn.fetchval(
+        UPSERT_USER,
+        user.platform,
+        user.workspace,
+        user.external_id,
+        user.display_name,
+        starter_credits,
+    )
+    return int(user_id)
+
+
+async def upsert_session(
+    conn: asyncpg.Connection, thread: ThreadRef, default_model: str, user_id: int
+) -> SessionInfo:
+    """The thread's session, created on first use."""
+    row = await conn.fetchrow(
+        UPSERT_SESSION,
+        thread.platform,
+        thread.workspace,
+        thread.channel,
+        thread.thread,
+        default_model,
+        user_id,
+    )
+    assert row is not None
+    return SessionInfo(row["id"], row["model"], row["head_generation_id"])
+
+
+async def find_session(conn: asyncpg.Connection, thread: ThreadRef) -> SessionInfo | None:
+    """The live session of a thread, or None when the thread is not a session."""
+    row = await conn.fetchrow(
+        FIND_SESSION, thread.platform, thread.workspace, thread.channel, thread.thread
+    )
+    return SessionInfo(row["id"], row["model"], row["head_generation_id"]) if row else None
+
+
+async def set_model(conn: asyncpg.Connection, session_id: int, model: str) -> None:
+    """Switch the model the session's next turns use."""
+    await conn.execute("UPDATE sessions SET model = $2 WHERE id = $1", session_id, model)
+
+
+async def set_head(conn: asyncpg.Connection, session_id: int, generation_id: int) -> None:
+    """Make `generation_id` the image the session's next refinement builds on."""
+    await conn.execute(
+        "UPDATE sessions SET head_generation_id = $2 WHERE id = $1", session_id, generation_id
+    )
+
+
+async def add_message(
+    conn: asyncpg.Connection,
+    session_id: int,
+    role: str,
+    text: str,
+    *,
+    user_id: int | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    platform_message_id: str | None = None,
+) -> int:
+    """Store one turn of the conversation; return its id."""
+    message_id = await conn.fetchval(
+        """INSERT INTO messages (session_id, role, user_id, text, attachments, platform_message_id)
+           VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
+        session_id,
+        role,
+        user_id,
+        text,
+        attachments or [],
+        platform_message_id,
+    )
+    return int(message_id)
+
+
+async def recent_turns(
+    conn: asyncpg.Connection, session_id: int, before_message_id: int, limit: int
+) -> tuple[Turn, ...]:
+    """The session's turns before a message, oldest first (context for refinement)."""
+    rows = await conn.fetch(RECENT_TURNS, session_id, before_message_id, limit)
+    return tuple(
+        Turn(row["role"], row["text"], row["refined_prompt"], bool(row["has_image"]))
+        for row in reversed(rows)
+    )

@@ -1,0 +1,290 @@
+"""Submit: one transaction from a person's message to a queued, paid-for generation.
+
+Upserts the user and session, stores the message, applies the limits, reserves
+the credits and inserts the generation keyed by its platform event. Any refusal
+raises a `core.errors.Refusal` and leaves nothing behind; a repeated event
+returns the generation it made the first time and charges nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from core import credits, sessions
+from core.catalog import Catalog
+from core.config import CoreConfig
+from core.errors import (
+    BadOption,
+    EmptyPrompt,
+    ModelUnavailable,
+    NotFound,
+    NothingToRefine,
+    RateLimited,
+    TooManyActive,
+)
+from core.generations import NOTIFY_CHANNEL
+from core.models import Intent, MessageRef, ModelSpec, ThreadRef, UserRef
+from core.options import normalise_aspect, normalise_resolution, size_words
+
+LIMITS = """
+SELECT a.available,
+    (SELECT count(*) FROM generations g WHERE g.user_id = $1
+       AND g.status IN ('queued', 'running', 'waiting')) AS active,
+    (SELECT count(*) FROM generations g WHERE g.user_id = $1
+       AND g.created_at > now() - interval '1 minute') AS recent,
+    (SELECT id FROM generations g WHERE g.platform = $2 AND g.source_event = $3) AS existing
+FROM accounts a WHERE a.user_id = $1
+FOR UPDATE OF a
+"""
+
+INSERT_GENERATION = """
+WITH g AS (
+    INSERT INTO generations (session_id, message_id, user_id, platform, source_event, model,
+        params, intent, user_prompt, parent_id, compare_group, max_attempts, deadline_at,
+        reservation_id, cost, status_message)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+        now() + make_interval(secs => $13), $14, $15, $16)
+    ON CONFLICT (platform, source_event) DO NOTHING
+    RETURNING id, reservation_id
+), r AS (
+    UPDATE reservations SET generation_id = g.id FROM g WHERE reservations.id = g.reservation_id
+), m AS (
+    UPDATE messages SET generation_id = g.id FROM g WHERE messages.id = $2
+)
+SELECT g.id, pg_notify($17, g.id::text) FROM g
+"""
+
+PARENT = """
+SELECT id, session_id, model, params, refined_prompt, user_prompt, status
+FROM generations WHERE id = $1
+"""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An image a person attached, already downloaded by the adapter."""
+
+    data: bytes
+    filename: str
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    thread: ThreadRef
+    user: UserRef
+    text: str
+    source_event: str
+    status_message: MessageRef | None = None
+    uploads: tuple[Upload, ...] = ()
+    model: str | None = None
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    action: Intent | None = None
+    target_generation_id: int | None = None
+    platform_message_id: str | None = None
+    compare_group: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    generation_id: int
+    session_id: int
+    model: ModelSpec
+    resolution: str
+    aspect_ratio: str
+    cost: int
+    duplicate: bool = False
+
+
+class _Duplicate(Exception):
+    def __init__(self, generation_id: int) -> None:
+        self.generation_id = generation_id
+
+
+def _seed(source_event: str) -> int:
+    return int.from_bytes(hashlib.sha256(source_event.encode()).digest()[:4], "big")
+
+
+async def submit(
+    pool: asyncpg.Pool,
+    catalog: Catalog,
+    config: CoreConfig,
+    request: SubmitRequest,
+    *,
+    available_providers: frozenset[str],
+    upload_keys: list[dict[str, Any]] | None = None,
+) -> Submitted:
+    """Queue one generation for `request`, or raise the Refusal to show the person."""
+    text = request.text.strip()
+    if not text and request.action is None and not request.uploads:
+        raise EmptyPrompt()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            return await _submit_in(
+                conn, catalog, config, request, text, available_providers, upload_keys or []
+            )
+    except _Duplicate as duplicate:
+        return await _existing(pool, catalog, duplicate.generation_id)
+
+
+async def _submit_in(
+    conn: asyncpg.Connection,
+    catalog: Catalog,
+    config: CoreConfig,
+    request: SubmitRequest,
+    text: str,
+    available_providers: frozenset[str],
+    upload_keys: list[dict[str, Any]],
+) -> Submitted:
+    user_id = await sessions.upsert_user(conn, request.user, config.starter_credits)
+    session = await sessions.upsert_session(conn, request.thread, config.default_model, user_id)
+    limits = await conn.fetchrow(
+        LIMITS, user_id, request.thread.platform, request.source_event
+    )
+    assert limits is not None
+    if limits["existing"] is not None:
+        raise _Duplicate(limits["existing"])
+    if limits["active"] >= config.max_active:
+        raise TooManyActive(config.max_active)
+    if limits["recent"] >= config.rate_per_minute:
+        raise RateLimited(config.rate_per_minute)
+
+    parent_id = request.target_generation_id or session.head_generation_id
+    parent = await conn.fetchrow(PARENT, parent_id) if parent_id else None
+    if request.target_generation_id and parent is None:
+        raise NotFound()
+    intent = request.action or Intent.NEW
+    if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and parent is None:
+        raise NothingToRefine()
+
+    model = catalog.get(request.model or _default_model_for(intent, parent, session.model))
+    if model.provider not in available_providers:
+        raise ModelUnavailable(model.name)
+    if request.model and request.model != session.model and request.compare_group is None:
+        await sessions.set_model(conn, session.id, model.name)
+    parent_params: dict[str, Any] = dict(parent["params"]) if parent else {}
+    said_aspect, said_resolution = size_words(text)
+    aspect = normalise_aspect(
+        request.aspect_ratio
+        or said_aspect
+        or parent_params.get("aspect_ratio")
+        or config.default_aspect_ratio
+    )
+    resolution = normalise_resolution(
+        "4K"
+        if intent is Intent.UPSCALE
+        else request.resolution
+        or said_resolution
+        or parent_params.get("resolution")
+        or config.default_resolution
+    )
+    aspect, resolution = _fit_to_model(model, aspect, resolution, explicit=intent is Intent.UPSCALE)
+    if request.uploads and not model.can_edit:
+        raise BadOption(f"{model.display_name} cannot edit images; pick a model that can.")
+
+    cost = model.cost(resolution)
+    reservation_id = await credits.reserve(
+        conn, user_id, cost, reason=f"{model.name} {resolution}", ttl_s=config.reservation_ttl_s
+    )
+    message_id = await sessions.add_message(
+        conn,
+        session.id,
+        "user",
+        text,
+        user_id=user_id,
+        attachments=upload_keys,
+        platform_message_id=request.platform_message_id,
+    )
+    seed = _seed(request.source_event) if intent is not Intent.REGENERATE else random.getrandbits(31)
+    if intent is Intent.UPSCALE and parent is not None:
+        seed = int(parent_params.get("seed", seed))
+    params = {"aspect_ratio": aspect, "resolution": resolution, "seed": seed}
+    row = await conn.fetchrow(
+        INSERT_GENERATION,
+        session.id,
+        message_id,
+        user_id,
+        request.thread.platform,
+        request.source_event,
+        model.name,
+        params,
+        intent.value,
+        text or (parent["user_prompt"] if parent else ""),
+        parent["id"] if parent else None,
+        request.compare_group,
+        config.max_attempts,
+        config.generation_timeout_s,
+        reservation_id,
+        cost,
+        request.status_message.to_json() if request.status_message else None,
+        NOTIFY_CHANNEL,
+    )
+    if row is None:  # the same event raced us between the check and the insert
+        raise _Duplicate(await _find_existing(conn, request))
+    if upload_keys:
+        await conn.execute(
+            """INSERT INTO assets (message_id, kind, idx, object_key, content_type,
+                                   size_bytes, sha256)
+               SELECT $1, 'upload', ord - 1, u->>'key', u->>'content_type',
+                      (u->>'size_bytes')::bigint, u->>'sha256'
+               FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(u, ord)
+               ON CONFLICT (object_key) DO NOTHING""",
+            message_id,
+            upload_keys,
+        )
+    return Submitted(row["id"], session.id, model, resolution, aspect, cost)
+
+
+def _default_model_for(intent: Intent, parent: asyncpg.Record | None, session_model: str) -> str:
+    # Buttons on an image act with that image's model; turns use the session's.
+    if parent is not None and intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE):
+        return str(parent["model"])
+    return session_model
+
+
+def _fit_to_model(
+    model: ModelSpec, aspect: str, resolution: str, *, explicit: bool
+) -> tuple[str, str]:
+    """Keep what the model offers; an explicit ask it cannot meet is refused."""
+    if resolution not in model.resolutions:
+        if explicit:
+            raise BadOption(
+                f"{model.display_name} does not offer {resolution}; it offers "
+                f"{', '.join(model.resolutions)}."
+            )
+        resolution = model.resolutions[-1] if model.resolutions else resolution
+    if aspect not in model.aspect_ratios:
+        aspect = model.aspect_ratios[0]
+    return aspect, resolution
+
+
+async def _find_existing(conn: asyncpg.Connection, request: SubmitRequest) -> int:
+    generation_id = await conn.fetchval(
+        "SELECT id FROM generations WHERE platform = $1 AND source_event = $2",
+        request.thread.platform,
+        request.source_event,
+    )
+    return int(generation_id)
+
+
+async def _existing(pool: asyncpg.Pool, catalog: Catalog, generation_id: int) -> Submitted:
+    row = await pool.fetchrow(
+        "SELECT id, session_id, model, params, cost FROM generations WHERE id = $1", generation_id
+    )
+    assert row is not None
+    params = dict(row["params"])
+    return Submitted(
+        row["id"],
+        row["session_id"],
+        catalog.get(row["model"]),
+        str(params.get("resolution", "")),
+        str(params.get("aspect_ratio", "")),
+        row["cost"],
+        duplicate=True,
+    )

@@ -1,0 +1,135 @@
+"""Recovery: the sweeper that makes sure nothing is left half done.
+
+Requeues generations whose worker died (lease expired), fails and refunds those
+out of attempts or past their deadline, wakes parked generations whose webhook
+is late so a worker polls the provider, and settles reservations whose
+generation is terminal but unsettled. Runs every few seconds and once at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from core import generations as q
+from core.credits import confirm, release
+from core.errors import EaselError, GenerationTimedOut, WorkerLost
+from core.runtime import Runtime
+from core.status import StatusReporter, failure_view
+
+log = logging.getLogger("easel.sweeper")
+
+REQUEUE_EXPIRED = """
+WITH g AS (
+    UPDATE generations SET status = 'queued', locked_by = NULL, locked_until = NULL,
+        run_after = now()
+    WHERE status = 'running' AND locked_until < now() AND attempts < max_attempts
+      AND deadline_at > now()
+    RETURNING id, claims
+)
+INSERT INTO generation_events (generation_id, claim, stage, detail)
+SELECT id, claims, 'lease_expired', '{}' FROM g
+RETURNING generation_id
+"""
+
+WAKE_PARKED = """
+WITH g AS (
+    UPDATE generations SET status = 'queued', run_after = now()
+    WHERE status = 'waiting' AND run_after <= now() AND deadline_at > now()
+    RETURNING id, claims
+)
+INSERT INTO generation_events (generation_id, claim, stage, detail)
+SELECT id, claims, 'poll', '{"reason": "webhook late"}' FROM g
+RETURNING generation_id
+"""
+
+DOOMED = """
+SELECT g.*, s.workspace, s.channel, s.thread FROM generations g
+JOIN sessions s ON s.id = g.session_id
+WHERE (g.status = 'running' AND g.locked_until < now()
+        AND (g.attempts >= g.max_attempts OR g.deadline_at <= now()))
+   OR (g.status IN ('queued', 'waiting') AND g.deadline_at <= now())
+LIMIT 500
+"""
+
+UNSETTLED = """
+SELECT r.id, g.status::text AS status FROM reservations r JOIN generations g ON g.id = r.generation_id
+WHERE r.status = 'pending' AND g.status IN ('succeeded', 'failed', 'cancelled')
+UNION ALL
+SELECT r.id, 'orphan' FROM reservations r
+WHERE r.status = 'pending' AND r.generation_id IS NULL AND r.expires_at < now()
+LIMIT 1000
+"""
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    requeued: int = 0
+    woken: int = 0
+    failed: int = 0
+    settled: int = 0
+
+
+async def sweep(rt: Runtime) -> SweepReport:
+    """One pass of recovery."""
+    requeued = await rt.pool.fetch(REQUEUE_EXPIRED)
+    woken = await rt.pool.fetch(WAKE_PARKED)
+    if requeued or woken:
+        await q.notify(rt.pool)
+    failed = 0
+    for row in await rt.pool.fetch(DOOMED):
+        job = q.Job.from_row(row)
+        error: EaselError = (
+            GenerationTimedOut() if job.deadline_at <= datetime.now(UTC) else WorkerLost()
+        )
+        if await _fail(rt, job, error):
+            failed += 1
+    settled = 0
+    for row in await rt.pool.fetch(UNSETTLED):
+        settle = confirm if row["status"] == "succeeded" else release
+        async with rt.pool.acquire() as conn:
+            if await settle(conn, row["id"], "settled by the sweeper"):
+                settled += 1
+    report = SweepReport(len(requeued), len(woken), failed, settled)
+    if report != SweepReport():
+        log.info("sweep: %s", report)
+    return report
+
+
+async def _fail(rt: Runtime, job: q.Job, error: EaselError) -> bool:
+    row = await rt.pool.fetchrow(
+        q.SWEEP_FAIL, job.id, None, error.kind, error.user_message, {"kind": error.kind},
+        error.user_message, None,
+    )
+    if row is None:
+        return False
+    platform = rt.platforms.get(job.thread.platform)
+    if platform is None:
+        log.warning("generation %s failed but no %s adapter here to say so",
+                    job.id, job.thread.platform)
+        return True
+    reporter = StatusReporter(platform, job.thread, job.status_message, 0)
+    await reporter.final(
+        failure_view(
+            message=error.user_message,
+            model=rt.catalog.get(job.model).display_name,
+            elapsed_s=(datetime.now(UTC) - job.created_at).total_seconds(),
+            generation_id=job.id,
+        )
+    )
+    return True
+
+
+async def run_sweeper(rt: Runtime, stop: asyncio.Event) -> None:
+    """Sweep every `sweep_interval_s` until `stop` is set."""
+    while not stop.is_set():
+        try:
+            await sweep(rt)
+        except Exception as exc:  # keep sweeping; the next pass may succeed
+            log.warning("sweep failed: %s", exc)
+        try:
+            await asyncio.wait_for(stop.wait(), rt.config.sweep_interval_s)
+        except TimeoutError:
+            pass
