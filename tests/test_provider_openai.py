@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 import pytest_asyncio
@@ -76,8 +79,6 @@ async def provider(fake: FakeOpenAI) -> AsyncIterator[OpenAIImageProvider]:
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    import io
-
     with Image.open(io.BytesIO(data)) as image:
         assert image.format == "PNG"
         return image.size
@@ -270,3 +271,26 @@ async def test_unreachable_server_is_transient() -> None:
 async def test_resume_is_never_used(provider: OpenAIImageProvider) -> None:
     with pytest.raises(InvalidRequest):
         await provider.resume("anything", image_request())
+
+
+async def test_retry_after_as_http_date_and_in_milliseconds(
+    provider: OpenAIImageProvider, fake: FakeOpenAI
+) -> None:
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    fake.script(
+        "images/generations",
+        [
+            rate_limited(format_datetime(later, usegmt=True)),
+            openai_error(
+                429, "Slow down.", code="rate_limit_exceeded", headers={"retry-after-ms": "1500"}
+            ),
+        ],
+    )
+
+    with pytest.raises(RateLimitedByProvider) as as_date:
+        await provider.generate(image_request())
+    with pytest.raises(RateLimitedByProvider) as as_ms:
+        await provider.generate(image_request())
+
+    assert as_date.value.retry_after_s is not None and 25 <= as_date.value.retry_after_s <= 30
+    assert as_ms.value.retry_after_s == 1.5

@@ -44,8 +44,9 @@ SAFETY_FINISH_REASONS = frozenset(
         "MODEL_ARMOR",
     }
 )
-# 1K is every Gemini image model's default, and older ones reject image_size at all.
+# 1K is every Gemini image model's default; older models may reject image_size at all.
 DEFAULT_RESOLUTION = "1K"
+INT32_LIMIT = 2**31
 NO_IMAGE = (
     "The image model answered without an image. Try rewording the prompt. Nothing was charged."
 )
@@ -75,7 +76,7 @@ class GoogleImageProvider:
             image_size=None if request.resolution == DEFAULT_RESOLUTION else request.resolution,
         )
         config = types.GenerateContentConfig(
-            response_modalities=["IMAGE"], image_config=image_config, seed=request.seed
+            response_modalities=["IMAGE"], image_config=image_config, seed=_int32(request.seed)
         )
         try:
             response = await self._client.aio.models.generate_content(
@@ -164,6 +165,11 @@ def _retry_delay(details: list[Any]) -> float | None:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
             return parse_retry_after(str(detail.get("retryDelay", "")))
     return None
+
+
+def _int32(seed: int) -> int:
+    """The API's seed is an int32; fold wider seeds into range, deterministically."""
+    return seed % INT32_LIMIT
 
 
 def enum_name(value: object) -> str:
