@@ -46,6 +46,7 @@ CASES = (
     Case(FOX, "more red", True, EDIT, "a red fox in snow, more red"),
     Case(FOX, "bigger", True, EDIT, "a red fox in snow, subject larger in the frame"),
     Case(FOX, "zoom in please", True, EDIT, "a red fox in snow, close-up"),
+    Case(FOX, "zoom out", True, EDIT, "a red fox in snow, wide view"),
     Case(FOX, "change the fox to a cat", True, EDIT, "a red cat in snow"),
     Case(FOX, "make the fox blue", True, EDIT, "a blue fox in snow"),
     Case(

@@ -65,7 +65,7 @@ class Edit:
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(rf"^{pattern}$", re.I)
+    return re.compile(rf"^(?:{pattern})$", re.I)
 
 
 def _bare(thing: str) -> str:

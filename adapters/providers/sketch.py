@@ -1,0 +1,243 @@
+"""The offline `sketch` image provider: a deterministic picture drawn from the prompt.
+
+No network and no model: colours come from the prompt's colour and setting words,
+shapes from the nouns it knows (`sketch_scene.py`, `sketch_shapes.py`), and the prompt
+itself is printed in a caption band. The same prompt, seed, aspect ratio and resolution
+always give the same PNG bytes. An edit draws on top of the first input image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import random
+import warnings
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from adapters.providers.sketch_scene import RGB, SKY_SHAPES, Scene, read_scene, shade
+from adapters.providers.sketch_shapes import DEFAULT_COLOURS, PAINTERS, abstract
+from core.errors import InvalidRequest
+from core.models import GeneratedImage, ImageRequest, Images, InputImage, Parked
+
+LONG_SIDE_PX = {"1K": 768, "2K": 1024, "4K": 1536}
+HORIZON = 0.66  # of the scene's height
+TINT = 0.35  # how much of the prompt's palette lies over an input image
+PNG_COMPRESS_LEVEL = 1  # fast; the picture is flat colour and compresses well anyway
+CAPTION_BAND: RGB = (248, 246, 240)
+CAPTION_INK: RGB = (30, 30, 35)
+MAX_CAPTION_LINES = 3
+# Height of each thing as a share of the scene's height; the order is the drawing order.
+SIZES = {
+    "sun": 0.15, "moon": 0.13, "star": 0.05, "cloud": 0.1, "bird": 0.05,
+    "mountain": 0.42, "castle": 0.36, "lighthouse": 0.55, "house": 0.28, "tree": 0.32,
+    "boat": 0.22, "car": 0.17, "fox": 0.24, "dog": 0.24, "cat": 0.22, "flower": 0.12,
+    "fish": 0.14,
+}  # fmt: skip
+
+
+class SketchProvider:
+    """ImageProvider that draws offline with Pillow; the default for `easel chat`."""
+
+    name = "sketch"
+
+    def __init__(self, latency_s: float = 0.0) -> None:
+        self.latency_s = latency_s  # benchmarks use it to stand in for a real provider
+
+    async def generate(self, request: ImageRequest) -> Images | Parked:
+        """Draw the picture for `request` in a thread, leaving the event loop free."""
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        png = await asyncio.to_thread(render, request)
+        return Images((GeneratedImage(png, "image/png"),))
+
+    async def resume(self, external_id: str, request: ImageRequest) -> Images | Parked:
+        """Never needed: sketch finishes at once and never parks a job."""
+        raise InvalidRequest("The sketch model never parks a job, so there is nothing to resume.")
+
+
+def canvas_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
+    """Pixel size: the resolution fixes the long side, the aspect ratio the short one.
+
+    Small on purpose (1K is 768 px) so a sketch takes well under 100 ms.
+    """
+    if resolution not in LONG_SIDE_PX:
+        raise InvalidRequest(f"The sketch model does not draw at {resolution} resolution.")
+    try:
+        width_part, height_part = (int(part) for part in aspect_ratio.split(":"))
+    except ValueError:
+        raise InvalidRequest(
+            f"The sketch model cannot draw at aspect ratio {aspect_ratio}."
+        ) from None
+    if width_part <= 0 or height_part <= 0:
+        raise InvalidRequest(f"The sketch model cannot draw at aspect ratio {aspect_ratio}.")
+    long_side = LONG_SIDE_PX[resolution]
+    if width_part >= height_part:
+        return long_side, round(long_side * height_part / width_part)
+    return round(long_side * width_part / height_part), long_side
+
+
+def render(request: ImageRequest) -> bytes:
+    """The PNG bytes for `request`; a pure function of its prompt, seed, size and inputs."""
+    width, height = canvas_size(request.aspect_ratio, request.resolution)
+    digest = hashlib.sha256(f"{request.prompt}\x00{request.seed}".encode()).digest()
+    rng = random.Random(int.from_bytes(digest[:8], "big"))
+    scene = read_scene(request.prompt)
+    font_px = max(12, round(max(width, height) / 42))
+    font = _font(font_px)
+    lines = _wrap(request.prompt, font, width * 0.92)
+    line_h = round(font_px * 1.3)
+    band_h = len(lines) * line_h + round(font_px * 1.2)
+    scene_h = height - band_h
+    image = _background(scene, width, height, scene_h, request.input_images)
+    draw = ImageDraw.Draw(image, "RGBA")
+    _draw_scene(draw, scene, width, scene_h, rng)
+    draw.rectangle((0, scene_h, width, height), fill=CAPTION_BAND)
+    for k, line in enumerate(lines):
+        y = scene_h + round(font_px * 0.6) + k * line_h
+        draw.text((width / 2, y), line, font=font, fill=CAPTION_INK, anchor="ma")
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)  # no tIME, no text chunks
+    return out.getvalue()
+
+
+def _gradient(size: tuple[int, int], top: RGB, bottom: RGB) -> Image.Image:
+    """A vertical gradient, built as one column and stretched (fast at 4K)."""
+    width, height = size
+    mask = (
+        Image.linear_gradient("L")
+        .crop((0, 0, 1, 256))
+        .resize((1, height), Image.Resampling.BILINEAR)
+    )
+    column_size = (1, height)
+    column = Image.composite(
+        Image.new("RGB", column_size, bottom), Image.new("RGB", column_size, top), mask
+    )
+    return column.resize((width, height), Image.Resampling.NEAREST)
+
+
+def _background(
+    scene: Scene, width: int, height: int, scene_h: int, inputs: tuple[InputImage, ...]
+) -> Image.Image:
+    """Sky over ground; for an edit, the first input image with that palette as a tint."""
+    horizon = round(scene_h * HORIZON)
+    palette = Image.new("RGB", (width, height))
+    palette.paste(_gradient((width, horizon), *scene.sky), (0, 0))
+    ground = _gradient((width, height - horizon), scene.ground, shade(scene.ground, 0.75))
+    palette.paste(ground, (0, horizon))
+    if not inputs:
+        if scene.is_water:
+            _waves(ImageDraw.Draw(palette), scene.ground, width, horizon, scene_h)
+        return palette
+    return Image.blend(_open_input(inputs[0], (width, height)), palette, TINT)
+
+
+def _open_input(image: InputImage, size: tuple[int, int]) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(image.data)) as source:
+                return ImageOps.fit(source.convert("RGB"), size)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidRequest(
+            f"The sketch model could not read the input image {image.name}."
+        ) from exc
+
+
+def _waves(draw: ImageDraw.ImageDraw, water: RGB, width: int, horizon: int, scene_h: int) -> None:
+    step = max(8, (scene_h - horizon) // 8)
+    for y in range(horizon + step // 2, scene_h, step):
+        for x in range(0, width, step * 3):
+            draw.arc((x, y, x + step * 3, y + step), 200, 340, fill=shade(water, 1.4), width=2)
+
+
+def _draw_scene(
+    draw: ImageDraw.ImageDraw, scene: Scene, width: int, scene_h: int, rng: random.Random
+) -> None:
+    horizon = scene_h * HORIZON
+    if scene.weather == "stars":
+        for _ in range(60):
+            x, y, r = rng.uniform(0, width), rng.uniform(0, horizon), rng.uniform(0.8, 2.2)
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=(255, 255, 235))
+    ground_spots: list[tuple[float, float, str, RGB]] = []
+    for thing in sorted(scene.things, key=lambda t: list(SIZES).index(t.shape)):
+        colour = thing.colour or DEFAULT_COLOURS[thing.shape]
+        size = SIZES[thing.shape] * scene_h
+        if thing.shape in SKY_SHAPES:
+            copies = thing.count * (3 if thing.shape == "star" else 1)
+            for _ in range(copies):
+                x, y = rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.45) * horizon
+                PAINTERS[thing.shape](draw, x, y, size, colour, rng)
+        elif thing.shape == "mountain":
+            for k in range(thing.count):
+                x = (k + rng.uniform(0.2, 0.8)) * width / thing.count
+                PAINTERS["mountain"](
+                    draw, x, horizon + 1, size * rng.uniform(0.8, 1.2), colour, rng
+                )
+        else:
+            ground_spots += [
+                (rng.random(), rng.random(), thing.shape, colour) for _ in range(thing.count)
+            ]
+    for word in scene.abstract_words:
+        size = rng.uniform(0.1, 0.22) * min(width, scene_h)
+        abstract(draw, word, rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.8) * scene_h, size)
+    _draw_ground_things(draw, ground_spots, width, scene_h, rng)
+    if scene.weather in ("snow", "rain"):
+        for _ in range(160):
+            x, y = rng.uniform(0, width), rng.uniform(0, scene_h)
+            if scene.weather == "snow":
+                draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=(255, 255, 255, 220))
+            else:
+                draw.line((x, y, x - 4, y + 14), fill=(200, 210, 230, 180), width=1)
+
+
+def _draw_ground_things(
+    draw: ImageDraw.ImageDraw,
+    spots: list[tuple[float, float, str, RGB]],
+    width: int,
+    scene_h: int,
+    rng: random.Random,
+) -> None:
+    """Spread things along the ground, nearer ones lower, larger and drawn later."""
+    horizon = scene_h * HORIZON
+    count = len(spots)
+    order = sorted(range(count), key=lambda k: spots[k][0])  # a random but fixed left-to-right
+    placed = []
+    for slot, k in enumerate(order):
+        _, depth, shape, colour = spots[k]
+        x = (slot + 0.5 + rng.uniform(-0.2, 0.2)) * width / count
+        y = horizon + depth * (scene_h - horizon) * 0.8 + scene_h * 0.02
+        placed.append((y, x, shape, colour, 0.8 + depth * 0.4))
+    for y, x, shape, colour, scale in sorted(placed):
+        PAINTERS[shape](draw, x, y, SIZES[shape] * scene_h * scale, colour, rng)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled font at `size`; the fixed bitmap font if FreeType is missing."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (OSError, ImportError):
+        return ImageFont.load_default()
+
+
+def _wrap(
+    text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_px: float
+) -> list[str]:
+    """Greedy word wrap to `max_px`, at most MAX_CAPTION_LINES, the last cut with '…'."""
+    lines: list[str] = []
+    for word in " ".join(text.split()).split(" "):
+        if lines and font.getlength(f"{lines[-1]} {word}") <= max_px:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    if len(lines) > MAX_CAPTION_LINES:
+        lines = lines[:MAX_CAPTION_LINES]
+        lines[-1] += " …"
+    return [_fit(line, font, max_px) for line in lines] or [""]
+
+
+def _fit(line: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_px: float) -> str:
+    while line and font.getlength(line) > max_px:
+        line = line[:-2] + "…"
+    return line
