@@ -18,10 +18,16 @@ def start_embedded_server(data_dir: Path) -> str:
     running server, so several Easel processes on one machine share one server.
     The server keeps running after Easel exits, so the next start is quick.
     """
-    import pgserver  # only the embedded path needs it
+    import warnings
+
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers); /tmp is fine here.
+        warnings.simplefilter("ignore")
+        import pgserver  # only the embedded path needs it
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir / "postgres", cleanup_mode=None)
+    server = pgserver.get_server(  # type: ignore[attr-defined]
+        data_dir / "postgres", cleanup_mode=None)
     uri: str = server.get_uri()
     return uri
 

@@ -25,8 +25,8 @@ from core.models import (
     Intent,
     ModelSpec,
     Parked,
-    RefineRequest,
     Refinement,
+    RefineRequest,
     Stage,
 )
 from core.runtime import Runtime
@@ -70,9 +70,9 @@ class Pipeline:
         """Take `job` as far as it goes: succeeded, failed, parked or requeued."""
         model = self.rt.catalog.get(job.model)
         platform = self.rt.platforms[job.thread.platform]
-        reporter = StatusReporter(
-            platform, job.thread, job.status_message, self.config.status_edit_interval_s
-        )
+        # A platform may say it needs no coalescing (the console); others get the setting.
+        interval_s = getattr(platform, "min_edit_interval_s", self.config.status_edit_interval_s)
+        reporter = StatusReporter(platform, job.thread, job.status_message, interval_s)
         run = _Run(self, job, model, reporter)
         try:
             await run.stages()
@@ -85,9 +85,9 @@ class Pipeline:
             await run.handle_error(error)
         except Exception as exc:  # a bug or an unexpected outage: retry, then fail and refund
             log.exception("generation %s: unexpected error", job.id)
-            error = InternalError()
-            error.retryable = not isinstance(exc, EaselError)
-            await run.handle_error(error)
+            internal = InternalError()
+            internal.retryable = not isinstance(exc, EaselError)
+            await run.handle_error(internal)
         finally:
             await reporter.close()
 

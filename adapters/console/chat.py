@@ -1,0 +1,144 @@
+"""The console's inbound half: lines typed (or piped, or given as --prompt) become turns.
+
+Goes through exactly the same core as Discord and Slack: submit, the worker,
+the pipeline, credits and storage. The worker runs in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterable
+
+from adapters.console.platform import ConsolePlatform
+from core.errors import EaselError
+from core.models import Status, ThreadRef, UserRef
+from core.runtime import Runtime
+from core.service import Easel
+from core.status import received_view, refusal_view
+from core.submit import SubmitRequest
+from core.sweeper import sweep
+from core.worker import Worker
+
+HELP = (
+    "Type what to draw; later lines refine it. Commands: /model NAME, /models, /credits, "
+    "/new, /help, /quit"
+)
+TURN_TIMEOUT_S = 900.0
+
+
+class ConsoleChat:
+    """One terminal conversation (a session per `/new`)."""
+
+    def __init__(self, runtime: Runtime, platform: ConsolePlatform, *, user: str | None = None):
+        self.rt = runtime
+        self.easel = Easel(runtime)
+        self.platform = platform
+        self.user = UserRef("console", "", user or getpass.getuser(), user or getpass.getuser())
+        self.thread = self._new_thread()
+        self.failures = 0
+        self.answered = 0
+
+    def _new_thread(self) -> ThreadRef:
+        return ThreadRef("console", "", "terminal", uuid.uuid4().hex[:12])
+
+    async def run(self, turns: AsyncIterator[str], *, model: str | None = None) -> int:
+        """Answer every turn; exit status 0 when each one got an image or a command answer."""
+        worker = Worker(self.rt)
+        await sweep(self.rt)
+        work = asyncio.create_task(worker.run())
+        try:
+            if model:
+                await self.command(f"/model {model}")
+            async for line in turns:
+                text = line.strip()
+                if not text:
+                    continue
+                if text in ("/quit", "/exit"):
+                    break
+                if text.startswith("/"):
+                    await self.command(text)
+                else:
+                    await self.turn(text)
+        finally:
+            worker.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+        return 1 if self.failures else 0
+
+    async def command(self, text: str) -> None:
+        name, _, rest = text.partition(" ")
+        try:
+            if name == "/model":
+                model = await self.easel.set_model(self.thread, self.user, rest.strip())
+                self.platform.say(f"Model for this thread: {model.display_name} ({model.name})")
+            elif name == "/models":
+                for m in self.rt.available_models():
+                    costs = ", ".join(f"{r} {c} cr" for r, c in m.credits.items())
+                    self.platform.say(f"{m.name:10} {m.display_name} · {costs} · {m.best_for}")
+            elif name == "/credits":
+                self.platform.say((await self.easel.credits(self.user)).as_text())
+            elif name == "/new":
+                self.thread = self._new_thread()
+                self.platform.say("New thread: the next line starts a new image.")
+            elif name == "/help":
+                self.platform.say(HELP)
+            else:
+                self.platform.say(f"Unknown command {name}. {HELP}")
+                self.failures += 1
+        except EaselError as error:
+            self.platform.say(f"🚫 {error.user_message}")
+            self.failures += 1
+
+    async def turn(self, text: str) -> None:
+        """One message: post the status, submit, wait for the image or the reason."""
+        status = await self.platform.post_status(self.thread, received_view(text))
+        request = SubmitRequest(
+            thread=self.thread,
+            user=self.user,
+            text=text,
+            source_event=f"console-{uuid.uuid4().hex}",
+            status_message=status,
+        )
+        try:
+            submitted = await self.easel.submit(request)
+        except EaselError as error:
+            await self.platform.edit_status(self.thread, status, refusal_view(error))
+            self.failures += 1
+            return
+        outcome = await self._wait(submitted.generation_id)
+        if outcome != Status.SUCCEEDED:
+            self.failures += 1
+
+    async def _wait(self, generation_id: int) -> Status:
+        async with asyncio.timeout(TURN_TIMEOUT_S):
+            while True:
+                status = Status(
+                    await self.rt.pool.fetchval(
+                        "SELECT status FROM generations WHERE id = $1", generation_id
+                    )
+                )
+                if status.is_terminal:
+                    await asyncio.sleep(0.05)  # let the final status edit land first
+                    return status
+                await asyncio.sleep(0.05)
+
+
+async def lines_from(prompts: Iterable[str]) -> AsyncIterator[str]:
+    for prompt in prompts:
+        yield prompt
+
+
+async def lines_from_stdin(interactive: bool) -> AsyncIterator[str]:
+    """Lines from stdin without blocking the event loop."""
+    while True:
+        if interactive:
+            sys.stdout.write("you › ")
+            sys.stdout.flush()
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            return
+        yield line

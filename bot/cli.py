@@ -1,0 +1,98 @@
+"""`easel`: one binary, several roles and operations (DESIGN.md, "Process roles")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from bot.settings import Settings, SettingsError, load_settings
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="easel",
+        description="Easel: AI images in Discord and Slack threads, self-hosted.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    chat = sub.add_parser("chat", help="a terminal thread: try Easel with no accounts at all")
+    chat.add_argument("--prompt", action="append", default=[], help="a turn (repeatable)")
+    chat.add_argument("--model", help="model for this session (see `easel models`)")
+
+    sub.add_parser("run", help="every configured role in one process")
+    sub.add_parser("gateway", help="Discord / Slack inbound only")
+    worker = sub.add_parser("worker", help="claim and run generations")
+    worker.add_argument("--concurrency", type=int, help="generations at once in this process")
+    sub.add_parser("web", help="webhooks, Slack HTTP mode, health and metrics")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    sub.add_parser("models", help="the model catalog and which models are available")
+    sub.add_parser("status", help="queue depth, failures and live workers")
+
+    credits = sub.add_parser("credits", help="grant, show and audit credits")
+    credits_sub = credits.add_subparsers(dest="credits_command", required=True)
+    grant = credits_sub.add_parser("grant", help="grant (or with a negative amount, deduct)")
+    grant.add_argument("user", help="PLATFORM:EXTERNAL_ID, e.g. discord:1234 or console:ada")
+    grant.add_argument("amount", type=int)
+    grant.add_argument("--reason", default="admin grant")
+    show = credits_sub.add_parser("show", help="a user's balance")
+    show.add_argument("user", nargs="?", help="PLATFORM:EXTERNAL_ID (default: you, console)")
+    credits_sub.add_parser("audit", help="check every credit invariant; non-zero on violation")
+
+    bench = sub.add_parser("bench", help="drive synthetic users through the real pipeline")
+    bench.add_argument("--users", type=int, default=50)
+    bench.add_argument("--generations", type=int, default=1000)
+    bench.add_argument("--latency-ms", type=float, default=0.0)
+    bench.add_argument("--concurrency", type=int, default=64)
+    bench.add_argument("--workers", type=int, default=1, help="worker processes")
+    bench.add_argument("--pool-size", type=int, default=20)
+
+    discord = sub.add_parser("discord", help="Discord helpers")
+    discord_sub = discord.add_subparsers(dest="discord_command", required=True)
+    discord_sub.add_parser("invite", help="print the OAuth2 URL that adds Easel to a server")
+    return parser
+
+
+def _command(args: argparse.Namespace) -> Command:
+    from bot import commands
+
+    name = args.command
+    if name == "credits":
+        name = f"credits_{args.credits_command}"
+    if name == "discord":
+        name = f"discord_{args.discord_command}"
+    fn: Command = getattr(commands, f"cmd_{name}")
+    return fn
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"easel: {exc}", file=sys.stderr)
+        return 2
+    from bot.logs import configure_logging
+
+    configure_logging(settings)
+    try:
+        return asyncio.run(_command(args)(settings, args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from core.catalog import CatalogError
+
+        if isinstance(exc, CatalogError | OSError | ConnectionError):
+            print(f"easel: {exc}", file=sys.stderr)
+            logging.getLogger("easel").debug("details", exc_info=True)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

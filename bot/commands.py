@@ -1,0 +1,183 @@
+"""The `easel` commands: each takes settings and parsed arguments, returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+
+import asyncpg
+
+from bot.app import bootstrap, build_providers, load_catalog, offline_parts, open_database
+from bot.settings import Settings
+from core import credits as credit_ops
+from core.audit import audit
+from core.models import UserRef
+from core.sessions import upsert_user
+
+
+def _warn_offline(settings: Settings) -> None:
+    parts = offline_parts(settings)
+    if parts:
+        print(f"easel: running on offline defaults: {'; '.join(parts)}", file=sys.stderr)
+
+
+async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.console.chat import ConsoleChat, lines_from, lines_from_stdin
+    from adapters.console.platform import ConsolePlatform
+
+    _warn_offline(settings)
+    interactive = not args.prompt and sys.stdin.isatty() and sys.stdout.isatty()
+    platform = ConsolePlatform(sys.stdout, interactive=interactive)
+    async with bootstrap(settings, platforms={"console": platform}) as app:
+        chat = ConsoleChat(app.runtime, platform)
+        if interactive:
+            platform.say("Easel chat — " + "type what to draw; /help for commands.")
+        turns = lines_from(args.prompt) if args.prompt else lines_from_stdin(interactive)
+        return await chat.run(turns, model=args.model)
+
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.db import resolve_database_url
+    from bot.migrate import migrate
+
+    url = await resolve_database_url(
+        settings.database_url.get_secret_value() if settings.database_url else None,
+        settings.data_dir,
+    )
+    conn = await asyncpg.connect(url)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    print(f"applied: {', '.join(applied)}" if applied else "nothing to migrate: up to date")
+    return 0
+
+
+async def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    catalog = load_catalog(settings.models_file)
+    configured = set(build_providers(settings))
+    print(f"{'name':10} {'provider':10} {'available':10} {'credits':24} display name — best for")
+    for m in catalog.models:
+        costs = " ".join(f"{r}:{c}" for r, c in m.credits.items())
+        ok = "yes" if m.provider in configured else "no (key unset)"
+        print(f"{m.name:10} {m.provider:10} {ok:10} {costs:24} {m.display_name} — {m.best_for}")
+    return 0
+
+
+def _parse_user(text: str | None) -> UserRef:
+    import getpass
+
+    if not text:
+        return UserRef("console", "", getpass.getuser())
+    platform, _, rest = text.partition(":")
+    if not rest:
+        raise SystemExit("easel: give the user as PLATFORM:ID (e.g. discord:1234, console:ada)")
+    workspace, _, external = rest.rpartition(":")
+    return UserRef(platform, workspace, external)
+
+
+async def cmd_credits_grant(settings: Settings, args: argparse.Namespace) -> int:
+    target = _parse_user(args.user)
+    _, pool = await open_database(settings, pool_size=2)
+    try:
+        async with pool.acquire() as conn:
+            user_id = await upsert_user(conn, target, settings.starter_credits)
+            ok = await credit_ops.adjust(
+                conn, user_id, args.amount, reason=args.reason, key=f"cli:{uuid.uuid4()}"
+            )
+            balance = await credit_ops.balance(conn, user_id)
+    finally:
+        await pool.close()
+    assert balance is not None
+    if not ok:
+        print(f"easel: cannot deduct {-args.amount}: only {balance.available} available",
+              file=sys.stderr)
+        return 1
+    print(f"{args.user}: {balance.available} available, {balance.reserved} reserved, "
+          f"{balance.spent} spent")
+    return 0
+
+
+async def cmd_credits_show(settings: Settings, args: argparse.Namespace) -> int:
+    target = _parse_user(args.user)
+    _, pool = await open_database(settings, pool_size=2)
+    try:
+        row = await pool.fetchrow(
+            """SELECT a.* FROM accounts a JOIN users u ON u.id = a.user_id
+               WHERE u.platform = $1 AND u.workspace = $2 AND u.external_id = $3""",
+            target.platform, target.workspace, target.external_id,
+        )
+    finally:
+        await pool.close()
+    if row is None:
+        print(f"{target.platform}:{target.external_id}: no account yet "
+              f"({settings.starter_credits} credits on first use)")
+        return 0
+    print(f"{target.platform}:{target.external_id}: granted {row['granted']}, available "
+          f"{row['available']}, reserved {row['reserved']}, spent {row['spent']}")
+    return 0
+
+
+async def cmd_credits_audit(settings: Settings, args: argparse.Namespace) -> int:
+    _, pool = await open_database(settings, pool_size=2)
+    try:
+        async with pool.acquire() as conn:
+            problems = await audit(conn)
+            users = await conn.fetchval("SELECT count(*) FROM accounts")
+    finally:
+        await pool.close()
+    for problem in problems:
+        print(f"VIOLATION {problem}")
+    print(f"audit: {users} accounts, {len(problems)} violations")
+    return 1 if problems else 0
+
+
+async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.ops import queue_status
+
+    _, pool = await open_database(settings, pool_size=2)
+    try:
+        print(await queue_status(pool))
+    finally:
+        await pool.close()
+    return 0
+
+
+async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.roles import run_roles
+
+    return await run_roles(settings, roles={"worker"}, concurrency=args.concurrency)
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.roles import run_roles
+
+    return await run_roles(settings, roles={"gateway", "worker", "web"})
+
+
+async def cmd_gateway(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.roles import run_roles
+
+    return await run_roles(settings, roles={"gateway"})
+
+
+async def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.roles import run_roles
+
+    return await run_roles(settings, roles={"web"})
+
+
+async def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.bench import run_bench
+
+    code: int = await run_bench(settings, args)
+    return code
+
+
+async def cmd_discord_invite(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.roles import discord_invite_url
+
+    url = await discord_invite_url(settings)
+    print(url)
+    return 0

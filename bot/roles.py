@@ -1,0 +1,145 @@
+"""Process roles: gateway, worker, web, or all of them (`easel run`).
+
+Every role shares the database and the bucket and nothing else, so any number
+of each may run on any number of machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from bot.app import App, bootstrap
+from bot.settings import Settings
+from core.ports import ChatPlatform
+from core.sweeper import run_sweeper, sweep
+from core.worker import Worker
+
+log = logging.getLogger("easel.roles")
+
+NO_PLATFORM = (
+    "easel: no chat platform is configured. Set DISCORD_TOKEN (Discord) or SLACK_BOT_TOKEN "
+    "with SLACK_APP_TOKEN or SLACK_SIGNING_SECRET (Slack); see the README's Configuration. "
+    "To try Easel with no accounts at all, run `easel chat`."
+)
+
+# Each inbound adapter registers how to start itself: (app, web_app, stop) -> task body.
+Gateway = Callable[[App, web.Application | None, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+async def build_platforms(settings: Settings) -> dict[str, ChatPlatform]:
+    """The outbound messengers for every configured platform (token only)."""
+    platforms: dict[str, ChatPlatform] = {}
+    if settings.discord_token:
+        from adapters.discord.messenger import DiscordMessenger
+
+        discord = DiscordMessenger(
+            settings.discord_token.get_secret_value(), api_base_url=settings.discord_api_base_url
+        )
+        await discord.start()
+        platforms["discord"] = discord
+    if settings.slack_bot_token:
+        from adapters.slack.messenger import SlackMessenger
+
+        platforms["slack"] = SlackMessenger(
+            settings.slack_bot_token.get_secret_value(), api_url=settings.slack_api_url
+        )
+    return platforms
+
+
+def gateways(settings: Settings) -> list[Gateway]:
+    """The inbound halves to run for the configured platforms."""
+    found: list[Gateway] = []
+    if settings.discord_token:
+        from adapters.discord.gateway import run_discord_gateway
+
+        found.append(run_discord_gateway)
+    if settings.slack_bot_token:
+        from adapters.slack.gateway import run_slack_gateway
+
+        found.append(run_slack_gateway)
+    return found
+
+
+async def run_roles(
+    settings: Settings, *, roles: set[str], concurrency: int | None = None
+) -> int:
+    """Run `roles` until SIGTERM/SIGINT, then shut down gracefully."""
+    platforms = await build_platforms(settings)
+    if not platforms and roles & {"gateway", "worker"}:
+        print(NO_PLATFORM, file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with bootstrap(settings, platforms=platforms) as app:
+        tasks: list[asyncio.Task[Any]] = []
+        worker = None
+        web_app = None
+        runner = None
+        if "web" in roles or (settings.slack_bot_token and not settings.slack_app_token):
+            web_app = await _web_app(app)
+        if "gateway" in roles:
+            for gateway in gateways(settings):
+                tasks.append(asyncio.create_task(gateway(app, web_app, stop)))
+        if web_app is not None:
+            runner = web.AppRunner(web_app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+            log.info("web server on %s:%s", settings.web_host, settings.web_port)
+        if "worker" in roles:
+            await sweep(app.runtime)
+            worker = Worker(app.runtime, concurrency=concurrency)
+            tasks.append(asyncio.create_task(worker.run()))
+            tasks.append(asyncio.create_task(run_sweeper(app.runtime, stop)))
+        log.info("easel running: %s", ", ".join(sorted(roles)))
+        await stop.wait()
+        log.info("shutting down")
+        if worker is not None:
+            worker.stop()
+        if runner is not None:
+            await runner.cleanup()
+        _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s + 5)
+        for task in pending:
+            task.cancel()
+        for platform in platforms.values():
+            with contextlib.suppress(Exception):
+                await platform.close()  # type: ignore[attr-defined]
+    return 0
+
+
+async def _web_app(app: App) -> web.Application:
+    from bot.web import build_web_app
+
+    settings = app.settings
+    cached: dict[str, str] = {}
+
+    async def replicate_secret() -> str | None:
+        if settings.replicate_webhook_secret:
+            return settings.replicate_webhook_secret.get_secret_value()
+        provider = app.runtime.providers.get("replicate")
+        if provider is None:
+            return None
+        if "secret" not in cached:
+            from adapters.providers.replicate_webhook import fetch_webhook_secret
+
+            cached["secret"] = await fetch_webhook_secret(provider.client)  # type: ignore[attr-defined]
+        return cached["secret"]
+
+    return build_web_app(app.runtime, replicate_secret=replicate_secret)
+
+
+async def discord_invite_url(settings: Settings) -> str:
+    """The OAuth2 URL that adds Easel with the scopes and permissions it needs."""
+    from adapters.discord.invite import invite_url
+
+    url: str = await invite_url(settings)
+    return url
