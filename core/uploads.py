@@ -18,7 +18,8 @@ from core.models import InputImage
 
 # Only these decoders are ever tried: no PSD, EPS (Ghostscript) or other exotic parsers.
 READABLE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
-KEPT_AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+# MPO is how Pillow names a camera JPEG that carries extra pictures: it is still a JPEG.
+KEPT_AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "WEBP": "image/webp"}
 READABLE_NAMES = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 # Modes PNG can store directly; anything else (CMYK, float, 16-bit RGB) is converted.
 PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"}
@@ -35,52 +36,55 @@ def check_upload(
         raise BadUpload(f"{name} is {_size_text(len(data))}; the limit is {_size_text(max_bytes)}.")
     if not data:
         raise BadUpload(f"{name} is empty; send a PNG, JPEG or WebP image.")
-    image = _open(data, name, max_pixels)
-    with image:
-        width, height = image.size
-        if width * height > max_pixels:
-            raise BadUpload(
-                f"{name} is {_megapixels(width * height)} megapixels; "
-                f"the limit is {_megapixels(max_pixels)}."
-            )
-        fmt = image.format or ""
-        try:
-            image.load()  # the first frame only: a GIF or TIFF keeps its other frames unread
-        except _DECODE_ERRORS as exc:
-            raise BadUpload(
-                f"{name} is damaged or incomplete and could not be read; "
-                "try saving it again and re-uploading."
-            ) from exc
-        if fmt in KEPT_AS_IS:
-            return InputImage(data, KEPT_AS_IS[fmt], name)
-        try:
-            png = _as_png(image)
-        except _DECODE_ERRORS as exc:  # an exotic pixel mode Pillow cannot convert
-            raise BadUpload(
-                f"{name} uses a colour format Easel cannot convert; "
-                "save it as PNG or JPEG and try again."
-            ) from exc
-        return InputImage(png, "image/png", _png_name(name))
+    # Pillow warns about huge headers (a refusal here) and about corrupt metadata (harmless:
+    # the pixels are decoded below, and an image that cannot be decoded is refused anyway).
+    # catch_warnings is process-global; that is acceptable for this short section.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _open(data, name, max_pixels) as image:
+            return _decode(image, data, name, max_pixels)
 
 
 def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
     """Identify the image by its content; only the header is read here."""
-    unreadable = BadUpload(f"{name} is not an image Easel can read ({READABLE_NAMES}).")
-    # Pillow warns (or raises) about huge headers while opening; treat both as refusals.
-    # catch_warnings is process-global, which is acceptable for this short section.
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            return Image.open(io.BytesIO(data), formats=READABLE_FORMATS)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise BadUpload(
-                f"{name} has far too many pixels to be a photo; "
-                f"the limit is {_megapixels(max_pixels)} megapixels."
-            ) from exc
-        except UnidentifiedImageError as exc:
-            raise unreadable from exc
-        except _DECODE_ERRORS as exc:
-            raise unreadable from exc
+    try:
+        return Image.open(io.BytesIO(data), formats=READABLE_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadUpload(
+            f"{name} has far too many pixels to be a photo; "
+            f"the limit is {_megapixels(max_pixels)} megapixels."
+        ) from exc
+    except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
+        raise BadUpload(f"{name} is not an image Easel can read ({READABLE_NAMES}).") from exc
+
+
+def _decode(image: Image.Image, data: bytes, name: str, max_pixels: int) -> InputImage:
+    """Check the header's pixel count, then decode the first frame and normalise the type."""
+    width, height = image.size
+    if width * height > max_pixels:
+        raise BadUpload(
+            f"{name} is {_megapixels(width * height)} megapixels; "
+            f"the limit is {_megapixels(max_pixels)}."
+        )
+    fmt = image.format or ""
+    try:
+        image.load()  # the first frame only: a GIF or TIFF keeps its other frames unread
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, *_DECODE_ERRORS) as exc:
+        raise BadUpload(
+            f"{name} is damaged or incomplete and could not be read; "
+            "try saving it again and re-uploading."
+        ) from exc
+    if fmt in KEPT_AS_IS:
+        return InputImage(data, KEPT_AS_IS[fmt], name)
+    try:
+        png = _as_png(image)
+    except _DECODE_ERRORS as exc:  # an exotic pixel mode Pillow cannot convert
+        raise BadUpload(
+            f"{name} uses a colour format Easel cannot convert; "
+            "save it as PNG or JPEG and try again."
+        ) from exc
+    return InputImage(png, "image/png", _png_name(name))
 
 
 def _as_png(image: Image.Image) -> bytes:

@@ -70,6 +70,14 @@ def test_jpeg_is_kept_and_typed_by_content_not_name() -> None:
     assert image.data == data
 
 
+def test_camera_jpeg_with_extra_pictures_stays_a_jpeg() -> None:
+    data = _encode(_photo(), "MPO", save_all=True, append_images=[_photo()])
+    with Image.open(io.BytesIO(data)) as probe:
+        assert probe.format == "MPO"
+    image = check_upload(data, max_bytes=MB, name="IMG_0001.JPG")
+    assert (image.data, image.content_type) == (data, "image/jpeg")
+
+
 def test_webp_is_kept() -> None:
     data = _encode(_photo(), "WEBP")
     assert check_upload(data, max_bytes=MB, name="a.webp").content_type == "image/webp"
@@ -168,3 +176,9 @@ def test_truncated_jpeg_is_refused() -> None:
 
 def test_empty_file_is_refused() -> None:
     assert _refusal(b"", "nothing.png") == "nothing.png is empty; send a PNG, JPEG or WebP image."
+
+
+def test_corrupt_tiff_metadata_warning_becomes_a_refusal_not_a_crash() -> None:
+    # Pillow warns "Corrupt EXIF data" on this header; the warning must not escape.
+    tiff = _encode(_photo(), "TIFF")
+    assert "scan.tif" in _refusal(tiff[:8], "scan.tif")
