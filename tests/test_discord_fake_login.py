@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -251,3 +252,97 @@ async def test_client_resumes_after_reconnect_and_dropped_connection(fake: FakeD
         await fake.wait_for(lambda: heard)
     assert heard == ["sent while disconnected"]
     assert len(fake.sessions) == 1  # resumed, never identified again
+
+
+async def test_autosharded_client_finds_the_gateway_through_gateway_bot(
+        fake: FakeDiscord) -> None:
+    client = discord.AutoShardedClient(intents=intents(), guild_ready_timeout=0.1)
+    async with running(client, fake.token):
+        assert client.shard_count == 1
+        assert client.get_guild(fake.guild.id) is not None
+    assert fake.requests_to("GET", "/gateway/bot")
+    assert fake.sessions[0].identify["shard"] == [0, 1]
+
+
+async def test_rest_reads_and_multipart_edits(fake: FakeDiscord) -> None:
+    fake.guild.premium_tier = 2
+    client = discord.Client(intents=intents(), guild_ready_timeout=0.1)
+    async with running(client, fake.token):
+        guild = await client.fetch_guild(fake.guild.id)
+        assert guild.premium_tier == 2 and guild.filesize_limit == 50 * 1024 * 1024
+        channel = await client.fetch_channel(fake.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        sent = await channel.send("first", file=discord.File(io.BytesIO(b"one"), "one.txt"))
+        fetched = await channel.fetch_message(sent.id)
+        await fetched.edit(content="second", attachments=[
+            *fetched.attachments, discord.File(io.BytesIO(b"two"), "two.txt")])
+    message = fake.messages[sent.id]
+    assert [(a.filename, a.data) for a in message.attachments] == [
+        ("one.txt", b"one"), ("two.txt", b"two")]
+    assert [(s.content, len(s.attachments)) for s in message.history] == [
+        ("first", 1), ("second", 2)]
+    edit = fake.requests_to("PATCH", "/channels/{channel_id}/messages/{message_id}")[0]
+    assert edit.files == [("two.txt", b"two")]
+
+
+async def test_component_update_modal_and_followup_with_file(fake: FakeDiscord) -> None:
+    submitted: list[str] = []
+
+    class Feedback(discord.ui.Modal, title="Refine"):
+        text: discord.ui.TextInput[Feedback] = discord.ui.TextInput(
+            label="What to change", custom_id="easel:refine-text")
+
+        async def on_submit(self, interaction: discord.Interaction) -> None:
+            submitted.append(self.text.value)
+            await interaction.response.defer(thinking=True)
+            await interaction.followup.send(
+                "Here", file=discord.File(io.BytesIO(b"img"), "fox.png"))
+
+    class Panel(discord.ui.View):
+        def __init__(self) -> None:
+            super().__init__(timeout=None)
+
+        @discord.ui.button(label="Hide", custom_id="easel:hide")
+        async def hide(self, interaction: discord.Interaction,
+                       button: discord.ui.Button[Panel]) -> None:
+            await interaction.response.edit_message(content="Hidden", view=None)
+
+        @discord.ui.button(label="Refine", custom_id="easel:refine")
+        async def refine(self, interaction: discord.Interaction,
+                         button: discord.ui.Button[Panel]) -> None:
+            modal = Feedback(custom_id="easel:refine-modal")
+            await interaction.response.send_modal(modal)
+
+    client = discord.Client(intents=intents(), guild_ready_timeout=0.1)
+    async with running(client, fake.token):
+        client.add_view(Panel())
+        channel = client.get_channel(fake.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        panel = fake.messages[(await channel.send("Panel", view=Panel())).id]
+        shown = await fake.send_component(panel, "easel:refine")
+        assert (await fake.wait_for_callback(shown)).type == 9
+        submit = await fake.send_modal_submit("easel:refine-modal",
+                                              {"easel:refine-text": "darker"})
+        await fake.wait_for(lambda: submit.followup_ids)
+        hide = await fake.send_component(panel, "easel:hide")
+        assert (await fake.wait_for_callback(hide)).type == 7
+    assert submitted == ["darker"]
+    answer = fake.messages[submit.followup_ids[0]]
+    assert answer.content == "Here" and answer.attachments[0].data == b"img"
+    assert [s.content for s in panel.history] == ["Panel", "Hidden"]
+    assert panel.components == []
+
+
+async def test_thread_started_by_a_person_is_announced(fake: FakeDiscord) -> None:
+    created: list[int] = []
+    client = discord.Client(intents=intents(), guild_ready_timeout=0.1)
+
+    @client.event
+    async def on_thread_create(thread: discord.Thread) -> None:
+        created.append(thread.id)
+
+    async with running(client, fake.token):
+        thread = await fake.create_thread(fake.channel.id, "ideas", owner=fake.user)
+        await fake.wait_for(lambda: created)
+        assert client.get_channel(thread.id) is not None
+    assert created == [thread.id]

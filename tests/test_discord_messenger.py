@@ -284,3 +284,12 @@ async def test_bad_token_fails_at_start_without_revealing_it(fake: FakeDiscord) 
         await messenger.start()
     assert "secret-wrong-token" not in f"{refused.value!s} {refused.value!r}"
     await messenger.close()
+
+
+async def test_upload_refused_by_discord_propagates(
+        fake: FakeDiscord, messenger: DiscordMessenger, thread: ThreadRef) -> None:
+    fake.guild.filesize_limit_override = 100  # the guild accepts less than the messenger thinks
+    with pytest.raises(discord.HTTPException) as refused:
+        await messenger.post_image(thread, delivery(png(64, 48)))
+    assert refused.value.status == 413 and refused.value.code == 40005
+    assert [m for m in fake.channel_messages(int(thread.thread)) if m.author.bot] == []

@@ -1,4 +1,5 @@
-"""What the fake Discord accepts in a message: composition of a create/edit and its limits.
+"""What the fake Discord accepts in a message (composition of a create/edit and its limits),
+plus the wire helpers its handlers share (error bodies, JSON responses, request keys).
 
 Discord answers a message that breaks a limit with 400 code 50035 "Invalid Form Body" and a
 nested `errors` object (discord.py flattens it into "In embeds.0.description: ..."), an empty
@@ -34,6 +35,10 @@ SELECT_OPTIONS_MAX = 25
 OPTION_TEXT_MAX = 100
 FILES_MAX = 10
 SUPPRESS_EMBEDS = 1 << 2
+# Set by the REST middleware: the JSON body (or a multipart's payload_json), and the multipart
+# files[n] as n -> (filename, bytes).
+PAYLOAD: web.RequestKey[Any] = web.RequestKey("payload")
+UPLOADS: web.RequestKey[dict[int, tuple[str, bytes]]] = web.RequestKey("uploads")
 _SELECT_TYPES = (3, 5, 6, 7, 8)
 
 

@@ -164,9 +164,13 @@ class FakeGuild:
     premium_tier: int = 0
     channel_ids: list[int] = field(default_factory=list)
     member_ids: list[int] = field(default_factory=list)
+    filesize_limit_override: int | None = None  # a small limit lets tests hit 413 cheaply
 
     @property
     def filesize_limit(self) -> int:
+        """Bytes per uploaded file: by boost tier, unless overridden."""
+        if self.filesize_limit_override is not None:
+            return self.filesize_limit_override
         return FILESIZE_LIMIT_BY_TIER.get(self.premium_tier, FILESIZE_LIMIT_BY_TIER[0])
 
 

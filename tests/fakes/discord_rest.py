@@ -12,19 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.fakes.discord_limits import DiscordError, json_response
+from tests.fakes.discord_limits import PAYLOAD, UPLOADS, DiscordError, json_response
 from tests.fakes.discord_models import (
     CREATE_PUBLIC_THREADS,
-    EPHEMERAL,
-    LOADING,
     PUBLIC_THREAD,
     SEND_MESSAGES,
     SEND_MESSAGES_IN_THREADS,
     FakeChannel,
     FakeMessage,
     RecordedRequest,
-    SentInteraction,
 )
+from tests.fakes.discord_webhooks import WebhookRoutes
 
 if TYPE_CHECKING:
     from tests.fakes.discord_server import FakeDiscord
@@ -32,9 +30,6 @@ if TYPE_CHECKING:
 API_PREFIX = "/api/v10"
 # Routes called with an interaction token instead of the bot token.
 _TOKENLESS = ("/webhooks/", "/interactions/")
-# The JSON body (or a multipart's payload_json), and the multipart files[n]: n -> (name, bytes).
-PAYLOAD: web.RequestKey[Any] = web.RequestKey("payload")
-UPLOADS: web.RequestKey[dict[int, tuple[str, bytes]]] = web.RequestKey("uploads")
 _SUCCESS_RATE_HEADERS = {"X-RateLimit-Limit": "50", "X-RateLimit-Remaining": "49",
                          "X-RateLimit-Reset-After": "1.0"}
 
@@ -56,7 +51,7 @@ def route_matches(pattern: str, route: str, path: str) -> bool:
         p in ("{}", q) for p, q in zip(pattern_parts, path_parts, strict=True))
 
 
-class RestApi:
+class RestApi(WebhookRoutes):
     """Route handlers bound to one FakeDiscord."""
 
     def __init__(self, fake: FakeDiscord) -> None:
@@ -207,86 +202,6 @@ class RestApi:
             made["guild_id"] = str(scope)
         return made
 
-    # --- interactions and their webhooks ---------------------------------------------------
-
-    async def callback(self, request: web.Request) -> web.Response:
-        found = self.fake.interactions.get(int(request.match_info["interaction_id"]))
-        if found is None or found.token != request.match_info["token"] or found.expired:
-            raise DiscordError(404, 10062, "Unknown interaction")
-        if found.acknowledged:
-            raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
-        body = request[PAYLOAD] or {}
-        kind, data = int(body["type"]), body.get("data")
-        message = await self.fake._answer_interaction(found, kind, data or {}, request[UPLOADS])
-        if request.query.get("with_response") not in ("1", "true", "True"):
-            return web.Response(status=204)
-        result: dict[str, Any] = {"interaction": {
-            "id": str(found.id), "type": found.type,
-            "response_message_loading": kind == 5,
-            "response_message_ephemeral": bool(message and message.ephemeral)}}
-        if message is not None:
-            result["interaction"]["response_message_id"] = str(message.id)
-            result["resource"] = {"type": kind, "message": message.payload(
-                application_id=self.fake.app_id)}
-        return json_response(result)
-
-    def _hook(self, request: web.Request) -> SentInteraction:
-        token = request.match_info["token"]
-        found = next((i for i in self.fake.interactions.values() if i.token == token), None)
-        if found is None or int(request.match_info["app_id"]) != self.fake.app_id:
-            raise DiscordError(404, 10015, "Unknown Webhook")
-        if found.expired:
-            raise DiscordError(401, 50027, "Invalid Webhook Token")
-        return found
-
-    def _hook_message(self, request: web.Request) -> tuple[SentInteraction, FakeMessage]:
-        found = self._hook(request)
-        raw = request.match_info["message_id"]
-        message_id = found.original_message_id if raw == "@original" else int(raw)
-        message = self.fake.messages.get(message_id or 0)
-        if message is None or message.deleted or (
-                message_id != found.original_message_id and message_id not in found.followup_ids):
-            raise DiscordError(404, 10008, "Unknown Message")
-        return found, message
-
-    async def post_followup(self, request: web.Request) -> web.Response:
-        found = self._hook(request)
-        if not found.acknowledged:
-            raise DiscordError(404, 10015, "Unknown Webhook")
-        original = self.fake.messages.get(found.original_message_id or 0)
-        if original is not None and original.loading and not original.deleted:
-            # The first follow-up after a "thinking" defer becomes that message, keeping its
-            # ephemeral flag; Discord does not show it as edited.
-            await self.fake._edit_message(original, request[PAYLOAD] or {},
-                                          request[UPLOADS], via="interaction",
-                                          clear_loading=True)
-            original.edited = False
-            message = original
-        else:
-            channel = self.fake.channels[found.channel_id]
-            message = await self.fake._create_message(
-                channel, request[PAYLOAD] or {}, request[UPLOADS], via="interaction",
-                interaction=found)
-        found.followup_ids.append(message.id)
-        if request.query.get("wait") not in ("1", "true", "True"):
-            return web.Response(status=204)
-        return json_response(message.payload(application_id=self.fake.app_id))
-
-    async def get_webhook_message(self, request: web.Request) -> web.Response:
-        _, message = self._hook_message(request)
-        return json_response(message.payload(application_id=self.fake.app_id))
-
-    async def edit_webhook_message(self, request: web.Request) -> web.Response:
-        _, message = self._hook_message(request)
-        await self.fake._edit_message(message, request[PAYLOAD] or {}, request[UPLOADS],
-                                      via="interaction", clear_loading=True)
-        return json_response(message.payload(application_id=self.fake.app_id))
-
-    async def delete_webhook_message(self, request: web.Request) -> web.Response:
-        _, message = self._hook_message(request)
-        await self.fake._delete_message(message)
-        return web.Response(status=204)
-
     # --- channels and messages ------------------------------------------------------------
 
     def _channel(self, request: web.Request) -> FakeChannel:
@@ -401,9 +316,4 @@ class RestApi:
         self.fake.unhandled.append(f"{request.method} {request.path[len(API_PREFIX):]}")
         raise DiscordError(404, 0, "404: Not Found")
 
-
-def answer_flags(data: dict[str, Any], *, deferred: bool) -> int:
-    """Flags of the message created by an interaction callback (ephemeral, loading)."""
-    flags = int(data.get("flags") or 0) & EPHEMERAL
-    return flags | LOADING if deferred else flags
 

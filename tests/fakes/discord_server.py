@@ -11,16 +11,16 @@ The world starts with a bot user (`bot_user`, whose id is also `app_id`), a pers
 guild (`guild`) and its text channel (`channel`). Tests inject what Discord would send
 (`send_interaction`, `send_component`, `send_modal_submit`, `send_message`, `create_thread`)
 and failures (`rate_limit`, `fail_next`, `refuse_thread_creation`, `expire_interaction`).
-REST handlers live in discord_rest.py, the websocket in discord_gateway.py, message limits in
-discord_limits.py and the data types in discord_models.py.
+Modules: discord_rest.py (REST routes, middleware, CDN), discord_webhooks.py (interaction
+callback and webhook), discord_gateway.py (websocket), discord_interactions.py (interaction
+payloads), discord_store.py (message changes), discord_payloads.py (guild/member JSON),
+discord_limits.py (what Discord refuses) and discord_models.py (the data types).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -29,21 +29,11 @@ from aiohttp import web
 
 from tests.fakes.discord_gateway import INVALID_SESSION, RECONNECT, Gateway, GatewaySession
 from tests.fakes.discord_interactions import InteractionBuilder
-from tests.fakes.discord_limits import (
-    DiscordError,
-    NewAttachment,
-    compose,
-    json_response,
-    validate,
-)
+from tests.fakes.discord_limits import json_response
 from tests.fakes.discord_models import (
     BOT_PERMISSIONS,
     CREATE_PUBLIC_THREADS,
-    EPHEMERAL,
-    EVERYONE_PERMISSIONS,
-    FILESIZE_LIMIT_BY_TIER,
     GUILD_TEXT,
-    LOADING,
     PUBLIC_THREAD,
     FakeAttachment,
     FakeChannel,
@@ -54,13 +44,11 @@ from tests.fakes.discord_models import (
     RecordedRequest,
     SentInteraction,
     Snowflakes,
-    guess_content_type,
-    iso_time,
 )
-from tests.fakes.discord_rest import RestApi, _normalized, answer_flags, route_matches
+from tests.fakes.discord_rest import RestApi, _normalized, route_matches
+from tests.fakes.discord_store import MessageStore
 
 T = TypeVar("T")
-_MENTION = re.compile(r"<@!?(\d+)>")
 
 
 @dataclass
@@ -73,7 +61,7 @@ class _Injection:
     headers: dict[str, str]
 
 
-class FakeDiscord(InteractionBuilder):
+class FakeDiscord(MessageStore, InteractionBuilder):
     """A deterministic local Discord for discord.py and for Easel's Discord adapters."""
 
     def __init__(self, *, token: str = "fake-bot-token", heartbeat_interval_ms: int = 41_250,
@@ -346,215 +334,6 @@ class FakeDiscord(InteractionBuilder):
         await self._store(message, channel, via="user")
         return message
 
-    # --- used by the REST handlers ---------------------------------------------------------------
-
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
-
-    def _filesize_limit(self, channel: FakeChannel) -> int:
-        guild = self.guilds.get(channel.guild_id or 0)
-        return guild.filesize_limit if guild else FILESIZE_LIMIT_BY_TIER[0]
-
-    def _make_attachment(self, channel_id: int, filename: str, data: bytes,
-                         description: str | None, content_type: str | None = None
-                         ) -> FakeAttachment:
-        if not self.base_url:
-            raise RuntimeError("FakeDiscord.start() first: attachment URLs need the port")
-        attachment_id = self.ids.next()
-        quoted = urllib.parse.quote(filename)
-        url = (f"{self.base_url}/attachments/{channel_id}/{attachment_id}/{quoted}"
-               f"?ex={attachment_id % 2**32:08x}&is={attachment_id % 2**31:08x}&hm=fake")
-        return FakeAttachment(attachment_id, filename, data,
-                              content_type or guess_content_type(filename), url, description)
-
-    def _attachment_maker(self, channel: FakeChannel) -> NewAttachment:
-        return lambda name, data, desc: self._make_attachment(channel.id, name, data, desc)
-
-    def _mentions(self, content: str, extra: Iterable[FakeUser] = ()) -> list[FakeUser]:
-        found = [self.users[int(i)] for i in _MENTION.findall(content) if int(i) in self.users]
-        unique = {u.id: u for u in [*found, *extra]}
-        return list(unique.values())
-
-    async def _create_message(self, channel: FakeChannel, payload: dict[str, Any],
-                              uploads: dict[int, tuple[str, bytes]], *, via: str,
-                              interaction: SentInteraction | None = None) -> FakeMessage:
-        draft = compose(None, payload, uploads, self._attachment_maker(channel))
-        validate(draft, filesize_limit=self._filesize_limit(channel))
-        message = FakeMessage(self.ids.next(), channel.id, channel.guild_id, self.bot_user,
-                              draft.content, draft.embeds, draft.components, draft.attachments,
-                              draft.flags)
-        message.mentions = self._mentions(draft.content)
-        if payload.get("message_reference"):
-            message.message_reference = payload["message_reference"]
-        if interaction is not None:
-            message.webhook_id = self.app_id
-            message.interaction_metadata = {
-                "id": str(interaction.id), "type": interaction.type,
-                "user": self._interaction_user(interaction).payload(),
-                "authorizing_integration_owners": interaction.payload.get(
-                    "authorizing_integration_owners", {})}
-        for made in draft.new_uploads:
-            self.attachments[made.id] = made
-        await self._store(message, channel, via=via)
-        return message
-
-    async def _store(self, message: FakeMessage, channel: FakeChannel, *, via: str) -> None:
-        if channel.is_thread and channel.archived and not channel.locked:
-            channel.archived = False  # sending in an archived thread unarchives it
-        message.record(via)
-        self.messages[message.id] = message
-        channel.last_message_id = message.id
-        channel.message_count += 1 if channel.is_thread else 0
-        if not message.ephemeral:
-            await self.gateway.dispatch("MESSAGE_CREATE", self.gateway_message(message),
-                                        message=message)
-        self._notify()
-
-    async def _edit_message(self, message: FakeMessage, payload: dict[str, Any],
-                            uploads: dict[int, tuple[str, bytes]], *, via: str,
-                            clear_loading: bool = False) -> None:
-        channel = self.channels[message.channel_id]
-        draft = compose(message, payload, uploads, self._attachment_maker(channel))
-        if clear_loading:
-            draft.flags &= ~LOADING
-        validate(draft, filesize_limit=self._filesize_limit(channel))
-        for made in draft.new_uploads:
-            self.attachments[made.id] = made
-        message.content, message.embeds, message.components = (
-            draft.content, draft.embeds, draft.components)
-        message.attachments, message.flags, message.edited = draft.attachments, draft.flags, True
-        message.mentions = self._mentions(draft.content)
-        message.record(via)
-        if not message.ephemeral:
-            await self.gateway.dispatch("MESSAGE_UPDATE", self.gateway_message(message),
-                                        message=message)
-        self._notify()
-
-    async def _delete_message(self, message: FakeMessage) -> None:
-        message.deleted = True
-        data = {"id": str(message.id), "channel_id": str(message.channel_id)}
-        if message.guild_id is not None:
-            data["guild_id"] = str(message.guild_id)
-        if not message.ephemeral:
-            await self.gateway.dispatch("MESSAGE_DELETE", data)
-        self._notify()
-
-    async def _answer_interaction(self, interaction: SentInteraction, kind: int,
-                                  data: dict[str, Any],
-                                  uploads: dict[int, tuple[str, bytes]]) -> FakeMessage | None:
-        """Apply a callback (4 message, 5 defer, 6 deferred update, 7 update, 8, 9 modal)."""
-        loop = asyncio.get_running_loop()
-        interaction.callbacks.append(InteractionCallback(
-            interaction.id, interaction.token, kind, data or None,
-            [uploads[i] for i in sorted(uploads)], loop.time() - interaction.sent_at))
-        channel = self.channels[interaction.channel_id]
-        message: FakeMessage | None = None
-        if kind in (4, 5):
-            payload = data if kind == 4 else {"flags": answer_flags(data, deferred=True)}
-            if kind == 4 and int(data.get("flags") or 0) & EPHEMERAL:
-                payload = {**data, "flags": EPHEMERAL}
-            try:
-                message = await self._create_message(channel, payload, uploads,
-                                                     via="interaction", interaction=interaction)
-            except DiscordError:
-                interaction.callbacks.pop()  # Discord does not acknowledge a refused answer
-                raise
-            interaction.original_message_id = message.id
-        elif kind in (6, 7) and interaction.message_id is not None:
-            interaction.original_message_id = interaction.message_id
-            message = self.messages[interaction.message_id]
-            if kind == 7:
-                await self._edit_message(message, data, uploads, via="interaction")
-            else:
-                message = None
-        self._notify()
-        return message
-
-    def _interaction_user(self, interaction: SentInteraction) -> FakeUser:
-        raw = interaction.payload.get("member", {}).get("user") or interaction.payload["user"]
-        return self.users[int(raw["id"])]
-
-    # --- payloads ---------------------------------------------------------------------------------
-
-    def gateway_message(self, message: FakeMessage) -> dict[str, Any]:
-        """A message as MESSAGE_CREATE / MESSAGE_UPDATE carry it (guild_id and member added)."""
-        data = message.payload(application_id=self.app_id)
-        if message.guild_id is not None:
-            data["guild_id"] = str(message.guild_id)
-            if message.webhook_id is None:
-                member = self.member_payload(message.guild_id, message.author)
-                member.pop("user")
-                data["member"] = member
-        return data
-
-    def application_payload(self) -> dict[str, Any]:
-        return {
-            "id": str(self.app_id), "name": self.bot_user.username, "icon": None,
-            "description": "Easel test application", "summary": "", "type": None,
-            "bot_public": True, "bot_require_code_grant": False, "verify_key": "00" * 32,
-            "owner": self.user.payload(), "team": None, "flags": self.application_flags,
-            "bot": self.bot_user.payload(), "redirect_uris": [], "tags": [],
-            "interactions_endpoint_url": None, "approximate_guild_count": len(self.guilds),
-            "integration_types_config": {"0": {}},
-        }
-
-    def member_payload(self, guild_id: int, user: FakeUser) -> dict[str, Any]:
-        guild = self.guilds[guild_id]
-        roles = [str(guild.bot_role_id)] if user.id == self.bot_user.id else []
-        return {"user": user.payload(), "roles": roles, "joined_at": iso_time(guild.id),
-                "deaf": False, "mute": False, "flags": 0, "pending": False, "nick": None,
-                "avatar": None, "banner": None, "premium_since": None,
-                "communication_disabled_until": None}
-
-    def member_payloads(self, guild_id: int) -> list[dict[str, Any]]:
-        guild = self.guilds[guild_id]
-        return [self.member_payload(guild_id, self.users[u]) for u in guild.member_ids]
-
-    def guild_payload(self, guild_id: int) -> dict[str, Any]:
-        """The guild object (GET /guilds/{id}); premium_tier decides the upload limit."""
-        guild = self.guilds[guild_id]
-
-        def role(role_id: int, name: str, permissions: int, managed: bool) -> dict[str, Any]:
-            made = {"id": str(role_id), "name": name, "color": 0, "colors": {
-                "primary_color": 0, "secondary_color": None, "tertiary_color": None},
-                "hoist": False, "icon": None, "unicode_emoji": None, "position": int(managed),
-                "permissions": str(permissions), "managed": managed, "mentionable": False,
-                "flags": 0}
-            if managed:
-                made["tags"] = {"bot_id": str(self.bot_user.id)}
-            return made
-
-        return {
-            "id": str(guild.id), "name": guild.name, "icon": None, "splash": None,
-            "discovery_splash": None, "banner": None, "description": None,
-            "owner_id": str(guild.owner_id), "afk_channel_id": None, "afk_timeout": 300,
-            "verification_level": 0, "default_message_notifications": 0,
-            "explicit_content_filter": 0, "features": [], "mfa_level": 0, "nsfw_level": 0,
-            "roles": [role(guild.id, "@everyone", EVERYONE_PERMISSIONS, False),
-                      role(guild.bot_role_id, self.bot_user.username, self.bot_permissions,
-                           True)],
-            "emojis": [], "stickers": [], "application_id": None, "system_channel_id": None,
-            "system_channel_flags": 0, "rules_channel_id": None, "vanity_url_code": None,
-            "premium_tier": guild.premium_tier, "premium_subscription_count": 0,
-            "preferred_locale": "en-US", "public_updates_channel_id": None,
-            "max_members": 500_000, "premium_progress_bar_enabled": False,
-            "safety_alerts_channel_id": None, "max_video_channel_users": 25,
-            "approximate_member_count": len(guild.member_ids),
-        }
-
-    def guild_create_payload(self, guild_id: int, *, with_members: bool) -> dict[str, Any]:
-        """GUILD_CREATE: the guild plus channels, active threads and members."""
-        guild = self.guilds[guild_id]
-        channels = [self.channels[c] for c in guild.channel_ids]
-        bot_member = self.member_payload(guild_id, self.bot_user)
-        return {
-            **self.guild_payload(guild_id), "joined_at": iso_time(guild.id), "large": False,
-            "unavailable": False, "member_count": len(guild.member_ids), "lazy": True,
-            "voice_states": [], "presences": [], "stage_instances": [],
-            "guild_scheduled_events": [], "soundboard_sounds": [], "embedded_activities": [],
-            "members": self.member_payloads(guild_id) if with_members else [bot_member],
-            "channels": [c.payload() for c in channels if not c.is_thread],
-            "threads": [c.payload(bot_id=self.bot_user.id) for c in channels
-                        if c.is_thread and not c.archived],
-        }
