@@ -30,8 +30,17 @@ from bot.migrate import migrate
 from bot.settings import Settings
 from core.catalog import parse_catalog
 from core.config import CoreConfig
-from core.models import GeneratedImage, ImageDelivery, ImageRequest, Images, MessageRef, Parked
-from core.models import StatusView, ThreadRef, UserRef
+from core.models import (
+    GeneratedImage,
+    ImageDelivery,
+    ImageRequest,
+    Images,
+    MessageRef,
+    Parked,
+    StatusView,
+    ThreadRef,
+    UserRef,
+)
 from core.runtime import Runtime
 from core.service import Easel
 from core.submit import SubmitRequest

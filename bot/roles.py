@@ -85,11 +85,17 @@ async def run_roles(
         worker = None
         web_app = None
         runner = None
-        if "web" in roles or (settings.slack_bot_token and not settings.slack_app_token):
+        # Slack in HTTP mode (no app token) receives its events through the web server, but
+        # only the gateway role does; a worker serves no HTTP, so several fit on one host.
+        is_slack_http = bool(settings.slack_bot_token and not settings.slack_app_token)
+        if "web" in roles or ("gateway" in roles and is_slack_http):
             web_app = await _web_app(app)
         if "gateway" in roles:
             for gateway in gateways(settings):
                 tasks.append(asyncio.create_task(gateway(app, web_app, stop)))
+            # Let each gateway start: Slack's HTTP mode adds its route before the server freezes
+            # the router (runner.setup() below does that without yielding to the loop).
+            await asyncio.sleep(0)
         if web_app is not None:
             runner = web.AppRunner(web_app, access_log=None)
             await runner.setup()
