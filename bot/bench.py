@@ -133,7 +133,7 @@ def _runtime(pool: asyncpg.Pool, images: Path, args: argparse.Namespace, url: st
     )
 
 
-async def _scratch_database(settings: Settings) -> tuple[str, str]:
+async def _scratch_database(settings: Settings, settings_sync_commit: bool) -> tuple[str, str]:
     url = await resolve_database_url(
         settings.database_url.get_secret_value() if settings.database_url else None,
         settings.data_dir,
@@ -142,6 +142,8 @@ async def _scratch_database(settings: Settings) -> tuple[str, str]:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
+        if not settings_sync_commit:
+            await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     finally:
         await conn.close()
     scratch = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
@@ -172,7 +174,7 @@ def _pct(values: list[float], q: float) -> float:
 
 async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     """Run the benchmark and print its figures."""
-    admin_url, url = await _scratch_database(settings)
+    admin_url, url = await _scratch_database(settings, not args.async_commit)
     images = tempfile.mkdtemp(prefix="easel-bench-")
     pool = await _pool(url, args.pool_size)
     rt = _runtime(pool, Path(images), args, url)
@@ -230,7 +232,8 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     in_process = "" if not others else " (round trips counted in the main process only)"
     print(f"easel bench: {args.generations} generations, {args.users} users, provider latency "
           f"{args.latency_ms:.0f} ms, worker concurrency {args.concurrency}, "
-          f"{args.workers} worker process(es), pool {args.pool_size}")
+          f"{args.workers} worker process(es), pool {args.pool_size}"
+          + (", synchronous_commit off" if args.async_commit else ""))
     print(f"  succeeded            {len(e2e)} / {len(rows)}")
     print(f"  wall                 {wall_s:.2f} s")
     print(f"  throughput           {len(e2e) / wall_s:.1f} generations/s")

@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--concurrency", type=int, default=64)
     bench.add_argument("--workers", type=int, default=1, help="worker processes")
     bench.add_argument("--pool-size", type=int, default=20)
+    bench.add_argument(
+        "--async-commit", action="store_true",
+        help="run the scratch database with synchronous_commit=off (shows the fsync cost)",
+    )
 
     discord = sub.add_parser("discord", help="Discord helpers")
     discord_sub = discord.add_subparsers(dest="discord_command", required=True)
