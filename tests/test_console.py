@@ -1,0 +1,53 @@
+"""`easel chat` end to end through a pipe: the same core, worker, credits and storage."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+from PIL import Image
+
+
+def _chat(database_url: str, data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "EASEL_DATA_DIR": str(data_dir)}
+    for key in ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "REPLICATE_API_TOKEN", "S3_BUCKET"):
+        env.pop(key, None)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat", *args],
+        input=stdin, capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+
+
+async def test_piped_turns_make_two_images_in_one_session(database_url: str, tmp_path: Path) -> None:
+    result = _chat(database_url, tmp_path, stdin="a red fox\nmake it night\n/credits\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for stage in ("Understanding", "Refining", "Generating", "Uploading", "Finalizing", "Done"):
+        assert stage in out, (stage, out)
+    paths = re.findall(r"Image: (\S+\.png)", out)
+    assert len(paths) == 2
+    for path in paths:
+        with Image.open(path) as image:
+            image.verify()
+    assert "Prompt: a red fox" in out and "night" in out
+    assert "Credits: 50 available" in out
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT id, parent_id, session_id FROM generations ORDER BY id")
+    finally:
+        await conn.close()
+    assert rows[1]["parent_id"] == rows[0]["id"]
+    assert rows[0]["session_id"] == rows[1]["session_id"]
+
+
+async def test_prompt_flags_and_a_refusal_exit_non_zero(database_url: str, tmp_path: Path) -> None:
+    ok = _chat(database_url, tmp_path, "--prompt", "a lighthouse at dusk, oil painting")
+    assert ok.returncode == 0, ok.stderr
+    assert "running on offline defaults" in ok.stderr
+    bad = _chat(database_url, tmp_path, "--prompt", "/model nosuchmodel", "--prompt", "a boat")
+    assert bad.returncode != 0
+    assert "There is no model called 'nosuchmodel'" in bad.stdout
