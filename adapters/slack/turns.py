@@ -1,0 +1,182 @@
+"""One person's request from Slack, taken to the core: status message, uploads, submit.
+
+Every listener (mention, thread reply, DM, /imagine, a button) ends here, after it
+has acknowledged Slack. Each request gets a visible answer in its thread: the
+status message the worker edits until the image arrives, or the reason it was
+refused. A repeated platform event makes nothing new.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from adapters.slack.downloads import SlackFiles
+from adapters.slack.messenger import SlackMessenger
+from core.errors import InternalError, Refusal
+from core.models import Intent, MessageRef, Stage, StatusView, ThreadRef, UserRef
+from core.options import parse_inline_options
+from core.service import Easel
+from core.status import received_view, refusal_view
+from core.submit import SubmitRequest
+
+log = logging.getLogger("easel.slack")
+
+PLATFORM = "slack"
+ALREADY_WORKING = "Already working on this one (see the message above)."
+MAX_CACHED_NAMES = 10_000
+_LINK = re.compile(r"<([^<>|]+)\|([^<>]+)>")
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A request as Slack gave it; `thread.thread == ""` starts a thread at the status."""
+
+    thread: ThreadRef
+    user_id: str
+    text: str
+    source_event: str
+    user_name: str = ""
+    label: str | None = None  # what the received status quotes when there is no text
+    platform_message_id: str | None = None
+    files: tuple[Mapping[str, Any], ...] = ()
+    action: Intent | None = None
+    target_generation_id: int | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One generation an Ask makes (several with `--compare`)."""
+
+    source_event: str
+    model: str | None
+    compare_group: str | None
+
+
+def strip_mentions(text: str, bot_user_id: str | None) -> str:
+    """The text without mentions of the bot, with Slack's escaping undone."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>", " ", text)
+    text = _LINK.sub(lambda m: m.group(2), text)  # <https://x|label> -> label
+    return html.unescape(text.replace("<", "").replace(">", "")).strip()
+
+
+def mentions(text: str, user_id: str | None) -> bool:
+    """Whether `text` mentions `user_id` (`<@U…>` or `<@U…|name>`)."""
+    return bool(user_id) and re.search(rf"<@{re.escape(str(user_id))}(\|[^>]*)?>", text) is not None
+
+
+class Turns:
+    """Takes Asks to the core; shared by all the listeners of one Bolt app."""
+
+    def __init__(self, easel: Easel, messenger: SlackMessenger, files: SlackFiles) -> None:
+        self.easel = easel
+        self.messenger = messenger
+        self.files = files
+        self._names: dict[str, str] = {}
+
+    async def take(self, ask: Ask) -> None:
+        """Answer one request in its thread, once per platform event."""
+        try:
+            text, options = parse_inline_options(ask.text)
+        except Refusal as error:
+            if not await self._is_known(ask.source_event):
+                await self._post(ask.thread, refusal_view(error))
+            return
+        # `--compare a,b` is one generation per model, each with its own status message.
+        runs = [Run(f"{ask.source_event}:{model}", model, ask.source_event)
+                for model in options.compare] or [
+                    Run(ask.source_event, ask.model or options.model, None)]
+        if await self._is_known(runs[0].source_event):
+            return
+        thread = ask.thread
+        user = await self.user(thread.workspace, ask.user_id, ask.user_name)
+        for run in runs:
+            request = SubmitRequest(
+                thread=thread, user=user, text=text,
+                source_event=run.source_event, model=run.model,
+                aspect_ratio=options.aspect_ratio, resolution=options.resolution,
+                action=ask.action, target_generation_id=ask.target_generation_id,
+                platform_message_id=ask.platform_message_id, compare_group=run.compare_group)
+            thread = await self._submit(request, ask.files, received_view(ask.label or text))
+
+    async def _submit(self, request: SubmitRequest, files: tuple[Mapping[str, Any], ...],
+                      received: StatusView) -> ThreadRef:
+        """Post the status, fetch the files, submit; returns the thread (it may start here)."""
+        thread, status = await self._post(request.thread, received)
+        try:
+            uploads = await self.files.fetch(files)
+            submitted = await self.easel.submit(replace(
+                request, thread=thread, status_message=status, uploads=uploads))
+        except Refusal as error:
+            await self.messenger.edit_status(thread, status, refusal_view(error))
+            return thread
+        except Exception:  # the database or Slack failed: still tell the person
+            log.exception("slack request %s could not be submitted", request.source_event)
+            await self.messenger.edit_status(thread, status, refusal_view(InternalError()))
+            return thread
+        if submitted.duplicate:  # a retry raced the first attempt; one status is enough
+            log.info("slack event %s raced its repeat; dropping the extra status",
+                     request.source_event)
+            await self._drop(thread, status)
+        else:
+            log.info("slack event %s queued generation %s", request.source_event,
+                     submitted.generation_id)
+        return thread
+
+    async def _is_known(self, source_event: str) -> bool:
+        if await self.easel.is_known_event(PLATFORM, source_event):
+            log.info("slack event %s was already taken; ignoring the repeat", source_event)
+            return True
+        return False
+
+    async def user(self, workspace: str, user_id: str, name: str = "") -> UserRef:
+        """The person, with a display name (looked up once per process when not given)."""
+        if not name:
+            name = self._names.get(user_id) or await self._look_up_name(user_id)
+        return UserRef(PLATFORM, workspace, user_id, name)
+
+    async def _post(self, thread: ThreadRef, view: StatusView) -> tuple[ThreadRef, MessageRef]:
+        status = await self.messenger.post_status(thread, view)
+        if thread.thread:
+            return thread, status
+        # A top-level status (from /imagine) is where the session's thread starts.
+        return replace(thread, thread=status.message_id), replace(
+            status, thread=status.message_id)
+
+    async def _drop(self, thread: ThreadRef, status: MessageRef) -> None:
+        try:
+            await self.messenger.client.chat_delete(channel=status.channel, ts=status.message_id)
+        except SlackApiError as exc:
+            log.warning("could not delete a duplicate status message: %s",
+                        exc.response.get("error"))
+            await self.messenger.edit_status(thread, status, StatusView(
+                Stage.DONE, ALREADY_WORKING, is_final=True, succeeded=False))
+
+    async def _look_up_name(self, user_id: str) -> str:
+        try:
+            answer = await self.messenger.client.users_info(user=user_id)
+        except SlackApiError as exc:  # users:read missing: the id is enough to charge
+            log.warning("users.info failed for %s: %s", user_id, exc.response.get("error"))
+            return ""
+        person: dict[str, Any] = answer.get("user") or {}
+        profile: dict[str, Any] = person.get("profile") or {}
+        name = str(profile.get("display_name") or person.get("real_name")
+                   or person.get("name") or "")
+        if len(self._names) >= MAX_CACHED_NAMES:
+            self._names.clear()
+        self._names[user_id] = name
+        return name
+
+
+def files_of(event: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """The files attached to a message event."""
+    files: Sequence[Mapping[str, Any]] = event.get("files") or ()
+    return tuple(files)
