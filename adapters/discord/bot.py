@@ -1,0 +1,114 @@
+"""The discord.py bot behind Easel's Discord gateway.
+
+`setup_hook` (after login, before the gateway connects) opens the outbound messenger,
+registers the follow-up components as DynamicItems (clicks on images posted before a restart
+still work), adds the slash commands and syncs them: to DISCORD_GUILD_IDS when set (instant),
+else globally. Replies in a session thread are refinements (`on_message`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord.ext import commands
+
+from adapters.discord.buttons import DYNAMIC_ITEMS
+from adapters.discord.commands import EaselCommands
+from adapters.discord.messenger import DiscordMessenger
+from adapters.discord.turns import Ask, Turns, is_image, read_uploads, session_of, user_of
+from core.errors import Refusal
+from core.options import parse_inline_options
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger("easel.discord")
+
+
+def guild_ids(value: str) -> list[int]:
+    """DISCORD_GUILD_IDS ('123, 456') as ids; anything not a number is a setup error."""
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    bad = [part for part in parts if not part.isdigit()]
+    if bad:
+        raise ValueError(f"DISCORD_GUILD_IDS must be comma-separated guild ids, got {bad[0]!r}")
+    return [int(part) for part in parts]
+
+
+def intents(*, message_content: bool) -> discord.Intents:
+    """Guilds, guild and DM messages; message content (privileged) when the portal allows it."""
+    chosen = discord.Intents.default()
+    chosen.message_content = message_content
+    return chosen
+
+
+class EaselBot(commands.Bot):
+    """Easel on one Discord gateway connection (see ShardedEaselBot for several shards)."""
+
+    def __init__(self, app: App, messenger: DiscordMessenger, *, message_content: bool = True,
+                 **options: Any) -> None:
+        super().__init__(command_prefix=commands.when_mentioned,
+                         intents=intents(message_content=message_content), help_command=None,
+                         allowed_mentions=discord.AllowedMentions.none(), **options)
+        self.app = app
+        self.messenger = messenger
+        self.turns = Turns(app.easel, messenger)
+
+    async def setup_hook(self) -> None:
+        await self.messenger.start()
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        await self.add_cog(EaselCommands(self.turns, self.app.settings))
+        guilds = guild_ids(self.app.settings.discord_guild_ids)
+        if guilds:
+            for guild_id in guilds:
+                guild = discord.Object(guild_id)
+                self.tree.copy_global_to(guild=guild)
+                synced = await self.tree.sync(guild=guild)
+                log.info("discord: %d commands synced to guild %s", len(synced), guild_id)
+        else:
+            synced = await self.tree.sync()
+            log.info("discord: %d commands synced globally (may take a while to show)",
+                     len(synced))
+
+    async def on_ready(self) -> None:
+        log.info("discord: connected as %s to %d guilds", self.user, len(self.guilds))
+
+    async def on_message(self, message: discord.Message) -> None:
+        """A reply in a session thread refines its image (never text commands)."""
+        if message.author.bot or message.webhook_id is not None or self.user is None:
+            return
+        mentioned = self.user in message.mentions
+        # Outside threads (a channel session, where threads were refused) only mentions count:
+        # everything else said in the channel is people talking to each other.
+        if not isinstance(message.channel, discord.Thread) and not mentioned:
+            return
+        guild_id = message.guild.id if message.guild else None
+        thread = session_of(message.channel, guild_id, message.channel.id)
+        if not await self.turns.easel.is_session(thread):
+            return
+        source_event = str(message.id)
+        if not self.turns.first_delivery(source_event):
+            return
+        if await self.turns.already_taken(source_event):
+            return
+        text = re.sub(rf"<@!?{self.user.id}>", " ", message.content).strip()
+        images = [a for a in message.attachments if is_image(a)]
+        if not text and not images:
+            return  # nothing readable (no message-content intent, or a sticker)
+        try:
+            text, options = parse_inline_options(text)
+            uploads = await read_uploads(images, self.turns.max_upload_bytes)
+        except Refusal as error:
+            await self.turns.refuse(thread, error)
+            return
+        await self.turns.take(Ask(
+            thread=thread, user=user_of(message.author, guild_id), text=text,
+            source_event=source_event, label=text or "(an image to edit)", uploads=uploads,
+            model=options.model, aspect_ratio=options.aspect_ratio,
+            resolution=options.resolution, platform_message_id=str(message.id)))
+
+
+class ShardedEaselBot(EaselBot, commands.AutoShardedBot):
+    """Easel running the shards DISCORD_SHARD_IDS of DISCORD_SHARD_COUNT in one process."""
