@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from adapters.discord.gateway import run_discord_gateway
-from adapters.discord.invite import invite_url_for
+from adapters.discord.invite import invite_url, invite_url_for
 from adapters.discord.messenger import DiscordMessenger
 from adapters.providers.sketch import SketchProvider
 from bot.app import App, bootstrap
@@ -308,3 +308,53 @@ def test_invite_url_asks_for_the_scopes_and_permissions_easel_needs() -> None:
     # Create Public Threads, Send Messages in Threads.
     wanted = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 35) | (1 << 38)
     assert f"permissions={wanted}" in url
+
+
+async def test_imagine_with_an_image_and_inside_a_thread(
+        database_url: str, tmp_path: Path, fake: FakeDiscord) -> None:
+    provider = ScriptedProvider()
+    async with running_easel(database_url, tmp_path, fake,
+                             providers={"sketch": provider}) as rig:
+        photo = fake.add_attachment("photo.png", tiny_png())
+        await rig.answer(await rig.imagine({"prompt": "make it a painting", "image": photo,
+                                            "aspect": "16:9"}))
+        assert fake.cdn_downloads == [photo.id]
+        await rig.work()
+        [thread] = fake.threads_of(fake.channel.id)
+        assert provider.requests[0].input_images
+        assert provider.requests[0].aspect_ratio == "16:9"
+
+        again = await rig.answer(await rig.imagine({"prompt": "a second one"},
+                                                   channel_id=thread.id))
+        assert again.content == f"Working on it in <#{thread.id}>."
+        await rig.work()
+        assert len(fake.threads_of(fake.channel.id)) == 1
+        assert len(rig.images(thread.id)) == 2
+        assert await rig.val("SELECT count(DISTINCT session_id) FROM generations") == 1
+
+
+async def test_without_the_message_content_intent_mentions_still_refine(
+        database_url: str, tmp_path: Path, fake: FakeDiscord) -> None:
+    async with running_easel(database_url, tmp_path, fake) as rig:
+        await rig.answer(await rig.imagine({"prompt": "a red fox"}))
+        await rig.work()
+        [thread] = fake.threads_of(fake.channel.id)
+        await asyncio.sleep(2.5)  # let discord.py finish its ready delay before the drop
+        sessions = len(fake.sessions)
+        await fake.drop_connections(4014)  # Disallowed intents: not enabled in the portal
+        await fake.wait_for(lambda: len(fake.sessions) > sessions and fake.sessions[-1].connected
+                            and fake.sessions[-1].events("GUILD_CREATE"), timeout_s=10)
+        assert not fake.sessions[-1].intents & (1 << 15)
+        await fake.send_message(thread.id, fake.user, "make it night")  # unreadable: ignored
+        await fake.send_message(thread.id, fake.user, f"{fake.bot_user.mention} make it night",
+                                mentions=[fake.bot_user])
+        await rig.until_generations(2)
+        await asyncio.sleep(0.2)
+        assert await rig.val("SELECT count(*) FROM generations") == 2
+        assert await rig.val(
+            "SELECT user_prompt FROM generations ORDER BY id DESC LIMIT 1") == "make it night"
+
+
+async def test_invite_url_names_the_application(fake: FakeDiscord) -> None:
+    url = await invite_url(Settings.model_validate({"DISCORD_TOKEN": fake.token}))
+    assert url.startswith(f"https://discord.com/oauth2/authorize?client_id={fake.app_id}")
