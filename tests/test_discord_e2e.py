@@ -228,6 +228,18 @@ async def test_a_duplicate_interaction_makes_one_generation(
         assert await rig.val("SELECT count(*) FROM generations") == 1
         assert len(fake.threads_of(fake.channel.id)) == 1
         assert len(sent.callbacks) == 1
+        # Delivered again to another gateway process (which never saw it): Discord refuses the
+        # second acknowledgement (40060) and nothing new is made.
+        await rig.stop_gateway()
+        await rig.start_gateway()
+        await fake.dispatch("INTERACTION_CREATE", sent.payload)
+        await fake.wait_for(lambda: fake.injected_responses or any(
+            r.status == 400 for r in fake.requests_to("POST", f"/interactions/{sent.id}/"
+                                                      f"{sent.token}/callback")))
+        await asyncio.sleep(0.2)
+        assert await rig.val("SELECT count(*) FROM generations") == 1
+        assert len(fake.threads_of(fake.channel.id)) == 1
+        assert len(fake.channel_messages(fake.channel.id, include_ephemeral=False)) == 1
 
 
 async def test_no_credits_gets_a_clear_answer_and_no_reservation(

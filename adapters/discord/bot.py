@@ -55,6 +55,10 @@ class EaselBot(commands.Bot):
         self.app = app
         self.messenger = messenger
         self.turns = Turns(app.easel, messenger)
+        self.connected = False  # READY received: discord.py's ready delay has started
+
+    async def on_connect(self) -> None:
+        self.connected = True
 
     async def setup_hook(self) -> None:
         await self.messenger.start()

@@ -14,7 +14,7 @@ from typing import Any
 import discord
 
 from adapters.discord.render import CUSTOM_ID_TEMPLATES
-from adapters.discord.turns import Ask, Turns, session_of, user_of
+from adapters.discord.turns import Ask, Turns, acknowledge, session_of, user_of
 from core.models import Intent
 
 log = logging.getLogger("easel.discord")
@@ -40,8 +40,7 @@ async def click(interaction: discord.Interaction[Any], action: str, generation_i
     source_event = str(interaction.id)
     if not turns.first_delivery(source_event):
         return
-    await interaction.response.defer()
-    if await turns.already_taken(source_event):
+    if not await acknowledge(interaction) or await turns.already_taken(source_event):
         return
     label = (f"Again with {model} (from #{generation_id})" if model
              else f"{LABELS[action]} #{generation_id}")

@@ -18,6 +18,7 @@ from adapters.discord.turns import (
     ALREADY_WORKING,
     Ask,
     Turns,
+    acknowledge,
     read_uploads,
     session_of,
     user_of,
@@ -89,6 +90,20 @@ class EaselCommands(commands.Cog):
     def runtime(self) -> Runtime:
         return self.turns.easel.rt
 
+    async def cog_app_command_error(self, interaction: discord.Interaction[Any],
+                                    error: app_commands.AppCommandError) -> None:
+        """A command failed unexpectedly (the database, Discord): still answer the person."""
+        log.error("discord command %s failed", interaction.command and interaction.command.name,
+                  exc_info=error)
+        sentence = EaselError().user_message
+        try:
+            if interaction.response.is_done():
+                await interaction.edit_original_response(content=sentence)
+            else:
+                await interaction.response.send_message(sentence, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not answer interaction %s: HTTP %s", interaction.id, exc.status)
+
     @app_commands.command(name="imagine", description="Make an image in a new thread")
     @app_commands.describe(prompt="What to draw", model="Image model (cost per image)",
                            aspect="Aspect ratio", resolution="Resolution",
@@ -103,7 +118,8 @@ class EaselCommands(commands.Cog):
         source_event = str(interaction.id)
         if not self.turns.first_delivery(source_event):
             return  # the same interaction again: the first delivery answers it
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not await acknowledge(interaction, ephemeral=True):
+            return
         if await self.turns.already_taken(source_event):
             await answer(interaction, ALREADY_WORKING)
             return
@@ -191,9 +207,9 @@ class EaselCommands(commands.Cog):
                           current: str) -> list[app_commands.Choice[str]]:
         return model_choices(self.runtime, current)
 
-    easel = app_commands.Group(name="easel", description="Easel administration")
+    admin = app_commands.Group(name="easel", description="Easel administration")
 
-    @easel.command(name="grant", description="Give (or, when negative, take) credits")
+    @admin.command(name="grant", description="Give (or, when negative, take) credits")
     @app_commands.describe(user="Who gets the credits", amount="How many (negative to take)")
     async def grant(self, interaction: discord.Interaction[Any], user: discord.User,
                     amount: int) -> None:

@@ -90,7 +90,7 @@ async def _run_until_stopped(bot: EaselBot, token: str, stop: asyncio.Event) -> 
 async def _let_ready_finish(bot: EaselBot) -> None:
     """Give a connecting bot a moment to become ready before closing it: discord.py's ready
     task outlives close() and would then dispatch events on a closed client."""
-    if bot.is_ready() or bot.ws is None:
+    if bot.is_ready() or not bot.connected:
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(bot.wait_until_ready(), READY_WAIT_S)

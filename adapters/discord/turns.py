@@ -28,6 +28,7 @@ log = logging.getLogger("easel.discord")
 PLATFORM = "discord"
 ALREADY_WORKING = "Already working on this one (see the status message above)."
 MAX_REMEMBERED_EVENTS = 10_000
+INTERACTION_ALREADY_ACKNOWLEDGED = 40060
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
@@ -69,6 +70,22 @@ async def read_uploads(attachments: Iterable[discord.Attachment],
                             "try attaching it again.") from None
         uploads.append(Upload(data, attachment.filename, attachment.content_type or ""))
     return tuple(uploads)
+
+
+async def acknowledge(interaction: discord.Interaction[Any], *, ephemeral: bool = False) -> bool:
+    """Defer the interaction (Discord's 3-second deadline); False when another process
+    already acknowledged the same interaction (Discord answers 40060)."""
+    try:
+        if ephemeral:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        else:
+            await interaction.response.defer()
+    except discord.HTTPException as exc:
+        if exc.code == INTERACTION_ALREADY_ACKNOWLEDGED:
+            log.info("interaction %s was acknowledged elsewhere; ignoring it", interaction.id)
+            return False
+        raise
+    return True
 
 
 @dataclass(frozen=True)
