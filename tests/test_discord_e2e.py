@@ -370,3 +370,17 @@ async def test_without_the_message_content_intent_mentions_still_refine(
 async def test_invite_url_names_the_application(fake: FakeDiscord) -> None:
     url = await invite_url(Settings.model_validate({"DISCORD_TOKEN": fake.token}))
     assert url.startswith(f"https://discord.com/oauth2/authorize?client_id={fake.app_id}")
+
+
+async def test_sharded_gateway_with_guild_commands(
+        database_url: str, tmp_path: Path, fake: FakeDiscord) -> None:
+    async with running_easel(database_url, tmp_path, fake, DISCORD_SHARD_COUNT=1,
+                             DISCORD_SHARD_IDS="0", DISCORD_GUILD_IDS=str(fake.guild.id)) as rig:
+        assert fake.sessions[-1].identify["shard"] == [0, 1]
+        assert None not in fake.commands or not fake.commands[None]
+        assert {c["name"] for c in fake.commands[fake.guild.id]} == {
+            "imagine", "credits", "model", "easel"}
+        await rig.answer(await rig.imagine({"prompt": "a harbour"}))
+        assert await rig.work() == 1
+        [thread] = fake.threads_of(fake.channel.id)
+        assert len(rig.images(thread.id)) == 1

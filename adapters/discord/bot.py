@@ -83,24 +83,24 @@ class EaselBot(commands.Bot):
         """A reply in a session thread refines its image (never text commands)."""
         if message.author.bot or message.webhook_id is not None or self.user is None:
             return
-        mentioned = self.user in message.mentions
-        # Outside threads (a channel session, where threads were refused) only mentions count:
-        # everything else said in the channel is people talking to each other.
-        if not isinstance(message.channel, discord.Thread) and not mentioned:
-            return
-        guild_id = message.guild.id if message.guild else None
-        thread = session_of(message.channel, guild_id, message.channel.id)
-        if not await self.turns.easel.is_session(thread):
-            return
-        source_event = str(message.id)
-        if not self.turns.first_delivery(source_event):
-            return
-        if await self.turns.already_taken(source_event):
+        # Outside threads and DMs (a channel session, where threads were refused) only
+        # mentions count: everything else said there is people talking to each other.
+        in_conversation = isinstance(message.channel, (discord.Thread, discord.DMChannel))
+        if not in_conversation and self.user not in message.mentions:
             return
         text = re.sub(rf"<@!?{self.user.id}>", " ", message.content).strip()
         images = [a for a in message.attachments if is_image(a)]
         if not text and not images:
             return  # nothing readable (no message-content intent, or a sticker)
+        guild_id = message.guild.id if message.guild else None
+        thread = session_of(message.channel, guild_id, message.channel.id)
+        source_event = str(message.id)
+        if not await self.turns.easel.is_session(thread):
+            return
+        if not self.turns.first_delivery(source_event):
+            return
+        if await self.turns.already_taken(source_event):
+            return
         try:
             text, options = parse_inline_options(text)
             uploads = await read_uploads(images, self.turns.max_upload_bytes)
