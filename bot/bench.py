@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from PIL import Image
 
-from bot.db import _init_connection, resolve_database_url
+from bot.db import _init_connection, create_pool, resolve_database_url
 from bot.migrate import migrate
 from bot.settings import Settings
 from core.catalog import parse_catalog
@@ -112,9 +112,7 @@ async def _pool(url: str, size: int) -> asyncpg.Pool:
         await _init_connection(conn)
         conn.add_query_logger(RoundTrips())
 
-    pool = await asyncpg.create_pool(url, min_size=2, max_size=size, init=init)
-    assert pool is not None
-    return pool
+    return await create_pool(url, max_size=size, init=init)
 
 
 def _runtime(pool: asyncpg.Pool, images: Path, args: argparse.Namespace, url: str) -> Runtime:

@@ -61,10 +61,25 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(url: str, *, max_size: int = 10) -> asyncpg.Pool:
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset that keeps the session as it is.
+
+    asyncpg's default reset sends `RESET ALL; UNLISTEN *; ...` on every release: a
+    round trip per query for Easel. Pooled connections never change session state
+    (migrations and LISTEN use their own connections); an open transaction is still
+    rolled back by asyncpg before this runs.
+    """
+
+
+async def create_pool(url: str, *, max_size: int = 10, init: object = None) -> asyncpg.Pool:
     """An asyncpg pool whose JSON columns decode to Python objects."""
     pool = await asyncpg.create_pool(
-        url, min_size=1, max_size=max_size, init=_init_connection, command_timeout=60
+        url,
+        min_size=1,
+        max_size=max_size,
+        init=init or _init_connection,  # type: ignore[arg-type]
+        reset=keep_session,
+        command_timeout=60,
     )
     assert pool is not None
     return pool

@@ -40,19 +40,20 @@ class LocalObjectStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().absolute()
+        self._resolved_root = self.root.resolve()
 
     def _path(self, key: str) -> Path:
+        # Resolving touches the disk (one lstat per path component): call it off the loop.
         target = self.root.joinpath(*validate_key(key).parts)
         # A symlink inside the root could still point outside it.
-        resolved_root = self.root.resolve()
-        if not target.resolve().is_relative_to(resolved_root):
+        if not target.resolve().is_relative_to(self._resolved_root):
             raise InvalidObjectKey(f"invalid object key {key!r}: resolves outside the store")
         return target
 
     async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
         """Write `data` to `root/<key>` atomically."""
-        target = self._path(key)
-        await asyncio.to_thread(self._write_atomically, target, data)
+        validate_key(key)  # a bad key fails before any thread is used
+        await asyncio.to_thread(lambda: self._write_atomically(self._path(key), data))
         return StoredObject(
             key=key,
             content_type=content_type,
@@ -83,17 +84,17 @@ class LocalObjectStore:
 
     async def get(self, key: str) -> bytes:
         """The bytes stored under `key`, or ObjectNotFound."""
-        target = self._path(key)
+        validate_key(key)
         try:
-            return await asyncio.to_thread(target.read_bytes)
+            return await asyncio.to_thread(lambda: self._path(key).read_bytes())
         except FileNotFoundError:
             raise ObjectNotFound(f"no object {key!r} in {self.root}") from None
         except OSError as exc:
-            raise ObjectStoreError(f"cannot read {target}: {exc.strerror}") from exc
+            raise ObjectStoreError(f"cannot read {key}: {exc.strerror}") from exc
 
     async def url(self, key: str, ttl_s: int) -> str | None:
         """The absolute file path (what the console shows); `ttl_s` does not apply."""
-        return str(self._path(key))
+        return str(await asyncio.to_thread(self._path, key))
 
     async def ping(self) -> None:
         """Raise ObjectStoreError unless the root exists (or can be made) and is writable."""
