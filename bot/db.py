@@ -77,7 +77,7 @@ async def create_pool(url: str, *, max_size: int = 10, init: object = None) -> a
         url,
         min_size=1,
         max_size=max_size,
-        init=init or _init_connection,  # type: ignore[arg-type]
+        init=init or _init_connection,
         reset=keep_session,
         command_timeout=60,
     )
