@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from adapters.discord.commands import thread_name
 from adapters.discord.gateway import run_discord_gateway
 from adapters.discord.invite import invite_url, invite_url_for
 from adapters.discord.messenger import DiscordMessenger
@@ -384,3 +385,10 @@ async def test_sharded_gateway_with_guild_commands(
         assert await rig.work() == 1
         [thread] = fake.threads_of(fake.channel.id)
         assert len(rig.images(thread.id)) == 1
+
+
+def test_thread_names_are_one_line_and_fit_discord() -> None:
+    assert thread_name("a fox\n\nin   snow") == "a fox in snow"
+    long = thread_name("word " * 60)
+    assert len(long) == 100 and long.endswith("…")
+    assert thread_name("   ") == "Easel image"
