@@ -30,7 +30,7 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     interactive = not args.prompt and sys.stdin.isatty() and sys.stdout.isatty()
     platform = ConsolePlatform(sys.stdout, interactive=interactive)
     async with bootstrap(settings, platforms={"console": platform}) as app:
-        chat = ConsoleChat(app.runtime, platform)
+        chat = ConsoleChat(app.runtime, platform, data_dir=settings.data_dir)
         if interactive:
             platform.say("Easel chat — " + "type what to draw; /help for commands.")
         turns = lines_from(args.prompt) if args.prompt else lines_from_stdin(interactive)

@@ -140,7 +140,8 @@ async def _web_app(app: App) -> web.Application:
             cached["secret"] = await fetch_webhook_secret(provider.client)  # type: ignore[attr-defined]
         return cached["secret"]
 
-    return build_web_app(app.runtime, replicate_secret=replicate_secret)
+    flow_secret = settings.secret_key.get_secret_value().encode() if settings.secret_key else None
+    return build_web_app(app.runtime, replicate_secret=replicate_secret, flow_secret=flow_secret)
 
 
 async def discord_invite_url(settings: Settings) -> str:

@@ -1,13 +1,18 @@
-"""Easel's web server: provider webhooks, Slack HTTP mode, health and metrics (aiohttp)."""
+"""Easel's web server: provider webhooks, Slack HTTP mode, flow pages, health and metrics."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from aiohttp import web
 
+from adapters.storage.errors import ObjectNotFound
+from bot.flow_page import message_page, render_flow, resolve_image_urls
 from bot.migrate import pending_migrations
+from core.flow import FlowLinkInvalid, flow_asset, load_flow, verify_flow_token
 from core.runtime import Runtime
 from core.webhooks import accept_prediction_webhook
 
@@ -15,20 +20,34 @@ log = logging.getLogger("easel.web")
 
 RUNTIME = web.AppKey("runtime", Runtime)
 SECRET = web.AppKey("replicate_secret", object)
+FLOW_SECRET = web.AppKey("flow_secret", bytes)
+# The page is private to whoever holds the link: never cached, indexed, or leaked as a Referer.
+FLOW_HEADERS = {
+    "Cache-Control": "private, no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "Content-Security-Policy": "default-src 'none'; img-src 'self' https: http:; "
+    "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
+SAFE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 
 
 def build_web_app(
     runtime: Runtime,
     *,
     replicate_secret: Callable[[], Awaitable[str | None]] | None = None,
+    flow_secret: bytes | None = None,
 ) -> web.Application:
     """The aiohttp app; other roles add routes (Slack events) before it starts."""
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[RUNTIME] = runtime
     app[SECRET] = replicate_secret
+    app[FLOW_SECRET] = flow_secret or b""
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/webhooks/replicate", replicate_webhook)
+    app.router.add_get("/flow/{token}", flow_page)
+    app.router.add_get(r"/flow/{token}/image/{asset_id:\d{1,18}}", flow_image)
     from bot.metrics import metrics_handler
 
     app.router.add_get("/metrics", metrics_handler)
@@ -81,3 +100,58 @@ async def replicate_webhook(request: web.Request) -> web.Response:
     )
     log.info("replicate webhook %s: %s", payload.get("id"), outcome)
     return web.json_response({"ok": True, "outcome": outcome})
+
+
+def _flow_session(request: web.Request) -> int:
+    """The session a flow link grants; 403 for a forged or expired one (the token is never logged)."""
+    secret = request.app[FLOW_SECRET]
+    if not secret:
+        raise _flow_refusal(web.HTTPNotFound, "Not enabled",
+                            "The prompt-flow page is not enabled on this Easel.")
+    try:
+        return verify_flow_token(secret, request.match_info["token"], time.time())
+    except FlowLinkInvalid as refused:
+        log.info("flow link refused: %s", refused)
+        raise _flow_refusal(web.HTTPForbidden, "Link expired or invalid",
+                            "This prompt-flow link is not valid any more. "
+                            "Ask for a new one with /flow in the thread.") from None
+
+
+def _flow_refusal(kind: type[web.HTTPException], title: str, text: str) -> web.HTTPException:
+    return kind(text=message_page(title, text), content_type="text/html", headers=FLOW_HEADERS)
+
+
+async def flow_page(request: web.Request) -> web.Response:
+    """A session's prompt flow as HTML; local images go through the signed image route."""
+    session_id = _flow_session(request)
+    runtime = request.app[RUNTIME]
+    flow = await load_flow(runtime.pool, session_id)
+    if flow is None:
+        raise _flow_refusal(web.HTTPNotFound, "Gone", "This thread's session no longer exists.")
+    token = request.match_info["token"]
+    # Relative to /flow/<token>, so the page also works behind a path prefix.
+    urls = await resolve_image_urls(
+        runtime.store, flow, runtime.config.url_ttl_s, lambda asset, _: f"{token}/image/{asset.id}"
+    )
+    expires_at = datetime.fromtimestamp(int(token.split(".")[1]), UTC)
+    names = {m.name: m.display_name for m in runtime.catalog.models}
+    page = render_flow(flow, urls, display_names=names, expires_at=expires_at)
+    return web.Response(text=page, content_type="text/html", headers=FLOW_HEADERS)
+
+
+async def flow_image(request: web.Request) -> web.Response:
+    """The bytes of one image of the linked session (never another session's)."""
+    session_id = _flow_session(request)
+    runtime = request.app[RUNTIME]
+    asset = await flow_asset(runtime.pool, session_id, int(request.match_info["asset_id"]))
+    if asset is None:
+        raise web.HTTPNotFound()
+    try:
+        data = await runtime.store.get(asset.key)
+    except ObjectNotFound:
+        raise web.HTTPNotFound() from None
+    content_type = asset.content_type if asset.content_type in SAFE_IMAGE_TYPES else (
+        "application/octet-stream")
+    headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
+               "Content-Security-Policy": "default-src 'none'"}
+    return web.Response(body=data, content_type=content_type, headers=headers)

@@ -105,6 +105,13 @@ class NotAllowed(Refusal):
     default_message = "Only Easel admins can do that."
 
 
+class FlowUnavailable(Refusal):
+    """No prompt-flow link: the feature is not configured, or the thread has no session."""
+
+    kind = "flow_unavailable"
+    default_message = "The prompt-flow page needs PUBLIC_URL and EASEL_SECRET_KEY set on this Easel."
+
+
 # --- provider errors (raised during work) -------------------------------------
 
 

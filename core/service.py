@@ -6,11 +6,13 @@ A thin façade over the core modules, so an adapter needs one object.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from core import credits, sessions
-from core.errors import NotAllowed, UnknownModel
+from core.errors import FlowUnavailable, NotAllowed, UnknownModel
+from core.flow import sign_flow_token
 from core.models import ModelSpec, ThreadRef, UserRef
 from core.runtime import Runtime
 from core.submit import SubmitRequest, Submitted, submit
@@ -22,6 +24,10 @@ JOIN users u ON u.id = g.user_id
 WHERE u.platform = $1 AND u.workspace = $2 AND u.external_id = $3
 ORDER BY g.id DESC LIMIT 5
 """
+
+
+FLOW_LINK_TTL_S = 7 * 86_400
+NOT_A_SESSION = "This thread has no images yet, so it has no prompt flow. Ask for an image first."
 
 
 @dataclass(frozen=True)
@@ -131,3 +137,25 @@ class Easel:
                 conn, user_id, amount, reason=f"by {admin.platform}:{admin.external_id}", key=key
             )
         return await self.credits(target)
+
+    async def flow_session(self, thread: ThreadRef) -> int:
+        """The session id of a thread whose prompt flow is wanted (FlowUnavailable if none)."""
+        async with self.rt.pool.acquire() as conn:
+            session = await sessions.find_session(conn, thread)
+        if session is None:
+            raise FlowUnavailable(NOT_A_SESSION)
+        return session.id
+
+    async def flow_link(
+        self,
+        thread: ThreadRef,
+        secret_key: bytes | None,
+        public_url: str | None,
+        ttl_s: int = FLOW_LINK_TTL_S,
+    ) -> str:
+        """A signed, expiring link to the thread's prompt-flow page on Easel's web server."""
+        if not secret_key or not public_url:
+            raise FlowUnavailable()
+        session_id = await self.flow_session(thread)
+        token = sign_flow_token(secret_key, session_id, int(time.time()) + ttl_s)
+        return f"{public_url.rstrip('/')}/flow/{token}"

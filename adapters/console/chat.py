@@ -12,6 +12,7 @@ import getpass
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 
 from adapters.console.platform import ConsolePlatform
 from core.errors import EaselError
@@ -25,7 +26,7 @@ from core.worker import Worker
 
 HELP = (
     "Type what to draw; later lines refine it. Commands: /model NAME, /models, /credits, "
-    "/new, /help, /quit"
+    "/flow, /new, /help, /quit"
 )
 TURN_TIMEOUT_S = 900.0
 
@@ -33,8 +34,16 @@ TURN_TIMEOUT_S = 900.0
 class ConsoleChat:
     """One terminal conversation (a session per `/new`)."""
 
-    def __init__(self, runtime: Runtime, platform: ConsolePlatform, *, user: str | None = None):
+    def __init__(
+        self,
+        runtime: Runtime,
+        platform: ConsolePlatform,
+        *,
+        user: str | None = None,
+        data_dir: Path | None = None,
+    ):
         self.rt = runtime
+        self.data_dir = data_dir or Path.cwd()
         self.easel = Easel(runtime)
         self.platform = platform
         self.user = UserRef("console", "", user or getpass.getuser(), user or getpass.getuser())
@@ -81,6 +90,12 @@ class ConsoleChat:
                     self.platform.say(f"{m.name:10} {m.display_name} · {costs} · {m.best_for}")
             elif name == "/credits":
                 self.platform.say((await self.easel.credits(self.user)).as_text())
+            elif name == "/flow":
+                from bot.flow_page import write_flow_file
+
+                session_id = await self.easel.flow_session(self.thread)
+                path = await write_flow_file(self.rt, session_id, self.data_dir / "flow")
+                self.platform.say(f"Prompt flow: {path}")
             elif name == "/new":
                 self.thread = self._new_thread()
                 self.platform.say("New thread: the next line starts a new image.")
