@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core import generations as q
+from core.compare import GroupReporter, finish_group
 from core.errors import EaselError, InternalError, ProviderError
 from core.models import (
     ImageDelivery,
@@ -72,7 +73,12 @@ class Pipeline:
         platform = self.rt.platforms[job.thread.platform]
         # A platform may say it needs no coalescing (the console); others get the setting.
         interval_s = getattr(platform, "min_edit_interval_s", self.config.status_edit_interval_s)
-        reporter = StatusReporter(platform, job.thread, job.status_message, interval_s)
+        reporter = (
+            GroupReporter(self.rt, job.compare_group, platform, job.thread, job.status_message,
+                          interval_s)
+            if job.compare_group
+            else StatusReporter(platform, job.thread, job.status_message, interval_s)
+        )
         run = _Run(self, job, model, reporter)
         try:
             await run.stages()
@@ -90,6 +96,8 @@ class Pipeline:
             await run.handle_error(internal)
         finally:
             await reporter.close()
+        if job.compare_group:
+            await finish_group(self.rt, job.compare_group)
 
 
 class _Run:
@@ -168,6 +176,9 @@ class _Run:
             refined_prompt=self.refined_prompt or "",
             buttons=self._buttons(),
         )
+        if job.compare_group:  # the group's finisher posts every member side by side
+            await self._succeed(None, elapsed_s=elapsed_s)
+            return
         posted = await self.reporter.platform.post_image(job.thread, delivery)
         await self._succeed(posted.to_json(), elapsed_s=elapsed_s)
 
@@ -294,7 +305,7 @@ class _Run:
         )
         await self.reporter.show(view)
 
-    async def _succeed(self, image_message: dict[str, str], *, elapsed_s: float) -> None:
+    async def _succeed(self, image_message: dict[str, str] | None, *, elapsed_s: float) -> None:
         row = await self.rt.pool.fetchrow(
             q.SUCCEED,
             self.job.id,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import credits, sessions
-from core.errors import FlowUnavailable, NotAllowed, UnknownModel
+from core.errors import FlowUnavailable, NotAllowed, NotFound, UnknownModel
 from core.flow import sign_flow_token
 from core.models import ModelSpec, ThreadRef, UserRef
 from core.runtime import Runtime
@@ -24,7 +24,6 @@ JOIN users u ON u.id = g.user_id
 WHERE u.platform = $1 AND u.workspace = $2 AND u.external_id = $3
 ORDER BY g.id DESC LIMIT 5
 """
-
 
 FLOW_LINK_TTL_S = 7 * 86_400
 NOT_A_SESSION = "This thread has no images yet, so it has no prompt flow. Ask for an image first."
@@ -86,7 +85,8 @@ class Easel:
     async def is_known_event(self, platform: str, source_event: str) -> bool:
         """True when this platform event already made a generation (retries are no-ops)."""
         found = await self.rt.pool.fetchval(
-            "SELECT 1 FROM generations WHERE platform = $1 AND source_event = $2",
+            """SELECT 1 FROM generations WHERE platform = $1 AND source_event = $2
+               UNION ALL SELECT 1 FROM compare_groups WHERE id = $1 || ':' || $2""",
             platform,
             source_event,
         )
@@ -118,6 +118,22 @@ class Easel:
             session = await sessions.upsert_session(conn, thread, model.name, user_id)
             await sessions.set_model(conn, session.id, model.name)
         return model
+
+    async def continue_with(self, thread: ThreadRef, user: UserRef, generation_id: int) -> ModelSpec:
+        """After a compare: make this image the next refinement's parent, and its model the
+        session's."""
+        row = await self.rt.pool.fetchrow(
+            """SELECT g.model, g.session_id FROM generations g JOIN sessions s ON s.id = g.session_id
+               WHERE g.id = $1 AND g.status = 'succeeded' AND s.platform = $2 AND s.channel = $3
+                 AND s.thread = $4""",
+            generation_id, thread.platform, thread.channel, thread.thread,
+        )
+        if row is None:
+            raise NotFound()
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            await sessions.set_model(conn, row["session_id"], row["model"])
+            await sessions.set_head(conn, row["session_id"], generation_id)
+        return self.rt.catalog.get(row["model"])
 
     async def session_model(self, thread: ThreadRef) -> str:
         """The model a thread's next turn uses."""

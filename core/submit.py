@@ -59,6 +59,8 @@ WITH g AS (
 SELECT g.id, pg_notify($17, g.id::text) FROM g
 """
 
+MAX_COMPARE = 4
+
 PARENT = """
 SELECT id, session_id, model, params, refined_prompt, user_prompt, status
 FROM generations WHERE id = $1
@@ -89,6 +91,7 @@ class SubmitRequest:
     target_generation_id: int | None = None
     platform_message_id: str | None = None
     compare_group: str | None = None
+    compare: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class Submitted:
     aspect_ratio: str
     cost: int
     duplicate: bool = False
+    generation_ids: tuple[int, ...] = ()
+    compare_group: str | None = None
 
 
 class _Duplicate(Exception):
@@ -144,15 +149,15 @@ async def _submit_in(
 ) -> Submitted:
     user_id = await sessions.upsert_user(conn, request.user, config.starter_credits)
     session = await sessions.upsert_session(conn, request.thread, config.default_model, user_id)
-    limits = await conn.fetchrow(
-        LIMITS, user_id, request.thread.platform, request.source_event
-    )
+    compare = _compare_models(request.compare)
+    events = [f"{request.source_event}#{m}" for m in compare] or [request.source_event]
+    limits = await conn.fetchrow(LIMITS, user_id, request.thread.platform, events[0])
     assert limits is not None
     if limits["existing"] is not None:
         raise _Duplicate(limits["existing"])
-    if limits["active"] >= config.max_active:
+    if limits["active"] + len(events) > config.max_active:
         raise TooManyActive(config.max_active)
-    if limits["recent"] >= config.rate_per_minute:
+    if limits["recent"] + len(events) > config.rate_per_minute:
         raise RateLimited(config.rate_per_minute)
 
     parent_id = request.target_generation_id or session.head_generation_id
@@ -162,21 +167,27 @@ async def _submit_in(
     intent = request.action or Intent.NEW
     if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and parent is None:
         raise NothingToRefine()
+    names = list(compare) or [
+        request.model or _default_model_for(intent, parent, session.model)
+    ]
+    models = [catalog.get(name) for name in names]
+    for model in models:
+        if model.provider not in available_providers:
+            raise ModelUnavailable(model.name)
+        if request.uploads and not model.can_edit:
+            raise BadOption(f"{model.display_name} cannot edit images; pick a model that can.")
+    if request.model and request.model != session.model and not compare:
+        await sessions.set_model(conn, session.id, models[0].name)
 
-    model = catalog.get(request.model or _default_model_for(intent, parent, session.model))
-    if model.provider not in available_providers:
-        raise ModelUnavailable(model.name)
-    if request.model and request.model != session.model and request.compare_group is None:
-        await sessions.set_model(conn, session.id, model.name)
     parent_params: dict[str, Any] = dict(parent["params"]) if parent else {}
     said_aspect, said_resolution = size_words(text)
-    aspect = normalise_aspect(
+    wanted_aspect = normalise_aspect(
         request.aspect_ratio
         or said_aspect
         or parent_params.get("aspect_ratio")
         or config.default_aspect_ratio
     )
-    resolution = normalise_resolution(
+    wanted_resolution = normalise_resolution(
         "4K"
         if intent is Intent.UPSCALE
         else request.resolution
@@ -184,14 +195,10 @@ async def _submit_in(
         or parent_params.get("resolution")
         or config.default_resolution
     )
-    aspect, resolution = _fit_to_model(model, aspect, resolution, explicit=intent is Intent.UPSCALE)
-    if request.uploads and not model.can_edit:
-        raise BadOption(f"{model.display_name} cannot edit images; pick a model that can.")
-
-    cost = model.cost(resolution)
-    reservation_id = await credits.reserve(
-        conn, user_id, cost, reason=f"{model.name} {resolution}", ttl_s=config.reservation_ttl_s
-    )
+    sizes = [
+        _fit_to_model(m, wanted_aspect, wanted_resolution, explicit=intent is Intent.UPSCALE)
+        for m in models
+    ]
     message_id = await sessions.add_message(
         conn,
         session.id,
@@ -201,32 +208,49 @@ async def _submit_in(
         attachments=upload_keys,
         platform_message_id=request.platform_message_id,
     )
+    group = request.compare_group or (
+        f"{request.thread.platform}:{request.source_event}" if compare else None
+    )
+    costs = [m.cost(resolution) for m, (_, resolution) in zip(models, sizes, strict=True)]
+    if compare:
+        await conn.execute(
+            """INSERT INTO compare_groups (id, session_id, platform, models, cost, status_message)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            group, session.id, request.thread.platform, [m.name for m in models], sum(costs),
+            request.status_message.to_json() if request.status_message else None,
+        )
     seed = _seed(request.source_event) if intent is not Intent.REGENERATE else random.getrandbits(31)
     if intent is Intent.UPSCALE and parent is not None:
         seed = int(parent_params.get("seed", seed))
-    params = {"aspect_ratio": aspect, "resolution": resolution, "seed": seed}
-    row = await conn.fetchrow(
-        INSERT_GENERATION,
-        session.id,
-        message_id,
-        user_id,
-        request.thread.platform,
-        request.source_event,
-        model.name,
-        params,
-        intent.value,
-        text or (parent["user_prompt"] if parent else ""),
-        parent["id"] if parent else None,
-        request.compare_group,
-        config.max_attempts,
-        config.generation_timeout_s,
-        reservation_id,
-        cost,
-        request.status_message.to_json() if request.status_message else None,
-        NOTIFY_CHANNEL,
-    )
-    if row is None:  # the same event raced us between the check and the insert
-        raise _Duplicate(await _find_existing(conn, request))
+    ids = []
+    for model, (aspect, resolution), cost, event in zip(models, sizes, costs, events, strict=True):
+        reservation_id = await credits.reserve(
+            conn, user_id, cost, reason=f"{model.name} {resolution}",
+            ttl_s=config.reservation_ttl_s,
+        )
+        row = await conn.fetchrow(
+            INSERT_GENERATION,
+            session.id,
+            message_id,
+            user_id,
+            request.thread.platform,
+            event,
+            model.name,
+            {"aspect_ratio": aspect, "resolution": resolution, "seed": seed},
+            intent.value,
+            text or (parent["user_prompt"] if parent else ""),
+            parent["id"] if parent else None,
+            group,
+            config.max_attempts,
+            config.generation_timeout_s,
+            reservation_id,
+            cost,
+            request.status_message.to_json() if request.status_message else None,
+            NOTIFY_CHANNEL,
+        )
+        if row is None:  # the same event raced us between the check and the insert
+            raise _Duplicate(await _find_existing(conn, request.thread.platform, event))
+        ids.append(int(row["id"]))
     if upload_keys:
         await conn.execute(
             """INSERT INTO assets (message_id, kind, idx, object_key, content_type,
@@ -238,7 +262,23 @@ async def _submit_in(
             message_id,
             upload_keys,
         )
-    return Submitted(row["id"], session.id, model, resolution, aspect, cost)
+    aspect, resolution = sizes[0]
+    return Submitted(
+        ids[0], session.id, models[0], resolution, aspect, sum(costs),
+        generation_ids=tuple(ids), compare_group=group if compare else None,
+    )
+
+
+def _compare_models(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The distinct models of a compare (2 to MAX_COMPARE), or () when it is not one."""
+    distinct = tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
+    if not distinct:
+        return ()
+    if len(distinct) < 2:
+        raise BadOption("A compare needs at least two different models, e.g. `nano2,gpt`.")
+    if len(distinct) > MAX_COMPARE:
+        raise BadOption(f"A compare takes at most {MAX_COMPARE} models.")
+    return distinct
 
 
 def _default_model_for(intent: Intent, parent: asyncpg.Record | None, session_model: str) -> str:
@@ -264,18 +304,19 @@ def _fit_to_model(
     return aspect, resolution
 
 
-async def _find_existing(conn: asyncpg.Connection, request: SubmitRequest) -> int:
+async def _find_existing(conn: asyncpg.Connection, platform: str, source_event: str) -> int:
     generation_id = await conn.fetchval(
         "SELECT id FROM generations WHERE platform = $1 AND source_event = $2",
-        request.thread.platform,
-        request.source_event,
+        platform,
+        source_event,
     )
     return int(generation_id)
 
 
 async def _existing(pool: asyncpg.Pool, catalog: Catalog, generation_id: int) -> Submitted:
     row = await pool.fetchrow(
-        "SELECT id, session_id, model, params, cost FROM generations WHERE id = $1", generation_id
+        "SELECT id, session_id, model, params, cost, compare_group FROM generations WHERE id = $1",
+        generation_id,
     )
     assert row is not None
     params = dict(row["params"])
@@ -287,4 +328,6 @@ async def _existing(pool: asyncpg.Pool, catalog: Catalog, generation_id: int) ->
         str(params.get("aspect_ratio", "")),
         row["cost"],
         duplicate=True,
+        generation_ids=(row["id"],),
+        compare_group=row["compare_group"],
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from core import generations as q
+from core.compare import finish_group, finish_stranded_groups
 from core.credits import confirm, release
 from core.errors import EaselError, GenerationTimedOut, WorkerLost
 from core.runtime import Runtime
@@ -70,6 +71,7 @@ class SweepReport:
     woken: int = 0
     failed: int = 0
     settled: int = 0
+    groups: int = 0
 
 
 async def sweep(rt: Runtime) -> SweepReport:
@@ -92,7 +94,8 @@ async def sweep(rt: Runtime) -> SweepReport:
         async with rt.pool.acquire() as conn:
             if await settle(conn, row["id"], "settled by the sweeper"):
                 settled += 1
-    report = SweepReport(len(requeued), len(woken), failed, settled)
+    groups = await finish_stranded_groups(rt)
+    report = SweepReport(len(requeued), len(woken), failed, settled, groups)
     if report != SweepReport():
         log.info("sweep: %s", report)
     return report
@@ -105,6 +108,9 @@ async def _fail(rt: Runtime, job: q.Job, error: EaselError) -> bool:
     )
     if row is None:
         return False
+    if job.compare_group:
+        await finish_group(rt, job.compare_group)
+        return True
     platform = rt.platforms.get(job.thread.platform)
     if platform is None:
         log.warning("generation %s failed but no %s adapter here to say so",

@@ -57,11 +57,10 @@ async def build_thread(
     await Worker(rt).run_until_empty()
     refined = await easel.submit(request(TURNS[1]))
     await Worker(rt).run_until_empty()
-    left = await easel.submit(request(TURNS[2], model="nano2", compare_group="g1"))
-    right = await easel.submit(request(TURNS[2], model="sketch", compare_group="g1"))
+    both = await easel.submit(request(TURNS[2], compare=("nano2", "sketch")))
     await Worker(rt).run_until_empty()
-    return Thread(rt, easel, first.generation_id, refined.generation_id,
-                  (left.generation_id, right.generation_id))
+    left, right = both.generation_ids
+    return Thread(rt, easel, first.generation_id, refined.generation_id, (left, right))
 
 
 @asynccontextmanager

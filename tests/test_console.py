@@ -51,3 +51,30 @@ async def test_prompt_flags_and_a_refusal_exit_non_zero(database_url: str, tmp_p
     bad = _chat(database_url, tmp_path, "--prompt", "/model nosuchmodel", "--prompt", "a boat")
     assert bad.returncode != 0
     assert "There is no model called 'nosuchmodel'" in bad.stdout
+
+
+async def test_compare_and_continue_in_the_console(database_url: str, tmp_path: Path) -> None:
+    catalog = tmp_path / "models.toml"
+    catalog.write_text("".join(
+        f'[[model]]\nname = "{name}"\nprovider = "sketch"\nmodel_id = "{name}"\n'
+        f'display_name = "{name.title()}"\ncredits = {{ "2K" = {cost} }}\n'
+        'aspect_ratios = ["1:1"]\ncan_edit = true\n\n'
+        for name, cost in (("sketch", 1), ("pencil", 2))
+    ))
+    os.environ["EASEL_MODELS_FILE"] = str(catalog)
+    try:
+        result = _chat(database_url, tmp_path, stdin=(
+            "/compare sketch,pencil a boat at sea\n/continue pencil\nmake it darker\n"))
+    finally:
+        del os.environ["EASEL_MODELS_FILE"]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "this compare costs 3 credits" in result.stdout
+    assert "Compare done · 3 of 3 credits charged" in result.stdout
+    assert len(re.findall(r"Image: (\S+\.png)", result.stdout)) == 3 + 1
+    assert "Continuing with Pencil" in result.stdout
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT id, model, parent_id FROM generations ORDER BY id")
+    finally:
+        await conn.close()
+    assert (rows[2]["model"], rows[2]["parent_id"]) == ("pencil", rows[1]["id"])

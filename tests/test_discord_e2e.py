@@ -218,6 +218,31 @@ async def test_the_model_select_regenerates_with_the_chosen_model(
         assert (model, parent) == ("nano2", first_id)
 
 
+async def test_compare_posts_side_by_side_and_continue_picks_one(
+        database_url: str, tmp_path: Path, fake: FakeDiscord) -> None:
+    providers: dict[str, ImageProvider] = {"sketch": SketchProvider(),
+                                           "google": ScriptedProvider("google")}
+    async with running_easel(database_url, tmp_path, fake, providers=providers) as rig:
+        await rig.answer(await rig.imagine({"prompt": "a castle", "compare": "sketch,nano2"}))
+        assert await rig.work() == 2
+        [thread] = fake.threads_of(fake.channel.id)
+        composite, *singles = rig.images(thread.id)
+        assert len(singles) == 2
+        ids = [r["id"] for r in await rig.app.runtime.pool.fetch(
+            "SELECT id FROM generations ORDER BY id")]
+        assert f"easel:continue:{ids[1]}" in singles[1].custom_ids()
+        status = rig.status_of(thread.id)
+        assert "Compare done" in status.history[-1].embeds[0].get("title", "")
+        click = await fake.send_component(singles[1], f"easel:continue:{ids[1]}")
+        await fake.wait_for_callback(click)
+        await fake.send_message(thread.id, fake.user, "make it darker")
+        await rig.until_generations(3)
+        await rig.work()
+        model, parent = (await rig.app.runtime.pool.fetchrow(
+            "SELECT model, parent_id FROM generations ORDER BY id DESC LIMIT 1")).values()
+        assert (model, parent) == ("nano2", ids[1])
+
+
 async def test_a_duplicate_interaction_makes_one_generation(
         database_url: str, tmp_path: Path, fake: FakeDiscord) -> None:
     async with running_easel(database_url, tmp_path, fake) as rig:

@@ -392,10 +392,33 @@ async def test_compare_makes_one_generation_per_model_in_the_thread(
         await until(lambda: more_generations(rig, 1))
         assert await rig.work() == 2
         rows = await rig.app.runtime.pool.fetch(
-            "SELECT model, compare_group, status FROM generations ORDER BY id")
+            "SELECT id, model, compare_group, status FROM generations ORDER BY id")
         assert [(r["model"], r["status"]) for r in rows] == [
             ("sketch", "succeeded"), ("nano2", "succeeded")]
         assert rows[0]["compare_group"] == rows[1]["compare_group"] is not None
         statuses = [m for m in rig.bot_replies(mention["ts"]) if m.texts[0].startswith("⏳")]
-        assert [s.text.startswith("✅ Done") for s in statuses] == [True, True]
-        assert len(rig.images(mention["ts"])) == 2
+        assert len(statuses) == 1  # one status message for the whole compare
+        assert "Compare done" in statuses[0].text
+        assert len(rig.images(mention["ts"])) == 3  # side by side, then each model's image
+        # "continue with this one": the nano2 image becomes the parent of the next reply
+        nano2_id = rows[1]["id"]
+        holder = next(m for m in rig.bot_replies(mention["ts"])
+                      if "easel_continue" in m.action_ids() and f'"{nano2_id}"' in str(m.blocks)
+                      .replace("'", '"'))
+        await fake.deliver_action(rig.url, "easel_continue", str(nano2_id), ALICE, CHANNEL,
+                                  holder.ts, mention["ts"])
+        await until(lambda: session_head_is(rig, nano2_id))
+        reply = fake.message_event("make it darker", user=ALICE, channel=CHANNEL,
+                                   thread_ts=mention["ts"])
+        await fake.deliver_event(rig.url, reply)
+        await until(lambda: more_generations(rig, 2))
+        await rig.work()
+        last = await rig.app.runtime.pool.fetchrow(
+            "SELECT parent_id, model FROM generations ORDER BY id DESC LIMIT 1")
+        assert (last["parent_id"], last["model"]) == (nano2_id, "nano2")
+
+
+async def session_head_is(rig: object, generation_id: int) -> bool:
+    head = await rig.app.runtime.pool.fetchval(  # type: ignore[attr-defined]
+        "SELECT head_generation_id FROM sessions ORDER BY id LIMIT 1")
+    return bool(head == generation_id)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from adapters.console.platform import ConsolePlatform
 from core.errors import EaselError
-from core.models import Status, ThreadRef, UserRef
+from core.models import Intent, Status, ThreadRef, UserRef
 from core.runtime import Runtime
 from core.service import Easel
 from core.status import received_view, refusal_view
@@ -26,7 +26,7 @@ from core.worker import Worker
 
 HELP = (
     "Type what to draw; later lines refine it. Commands: /model NAME, /models, /credits, "
-    "/flow, /new, /help, /quit"
+    "/compare A,B [TEXT], /continue MODEL, /flow, /new, /help, /quit"
 )
 TURN_TIMEOUT_S = 900.0
 
@@ -96,6 +96,10 @@ class ConsoleChat:
                 session_id = await self.easel.flow_session(self.thread)
                 path = await write_flow_file(self.rt, session_id, self.data_dir / "flow")
                 self.platform.say(f"Prompt flow: {path}")
+            elif name == "/compare":
+                await self.compare(rest)
+            elif name == "/continue":
+                await self.continue_with(rest)
             elif name == "/new":
                 self.thread = self._new_thread()
                 self.platform.say("New thread: the next line starts a new image.")
@@ -108,15 +112,17 @@ class ConsoleChat:
             self.platform.say(f"🚫 {error.user_message}")
             self.failures += 1
 
-    async def turn(self, text: str) -> None:
+    async def turn(self, text: str, compare: tuple[str, ...] = ()) -> None:
         """One message: post the status, submit, wait for the image or the reason."""
-        status = await self.platform.post_status(self.thread, received_view(text))
+        status = await self.platform.post_status(self.thread, received_view(text or "again"))
         request = SubmitRequest(
             thread=self.thread,
             user=self.user,
             text=text,
             source_event=f"console-{uuid.uuid4().hex}",
             status_message=status,
+            compare=compare,
+            action=None if text else Intent.REGENERATE,
         )
         try:
             submitted = await self.easel.submit(request)
@@ -124,9 +130,36 @@ class ConsoleChat:
             await self.platform.edit_status(self.thread, status, refusal_view(error))
             self.failures += 1
             return
-        outcome = await self._wait(submitted.generation_id)
-        if outcome != Status.SUCCEEDED:
+        outcomes = [await self._wait(g) for g in submitted.generation_ids]
+        if submitted.compare_group:
+            await self._wait_group(submitted.compare_group)
+        if Status.SUCCEEDED not in outcomes:
             self.failures += 1
+
+    async def _wait_group(self, group: str) -> None:
+        """Until the compare's side-by-side result and final status are posted."""
+        async with asyncio.timeout(TURN_TIMEOUT_S):
+            while not await self.rt.pool.fetchval(
+                "SELECT finished_at IS NOT NULL FROM compare_groups WHERE id = $1", group
+            ):
+                await asyncio.sleep(0.05)
+
+    async def compare(self, rest: str) -> None:
+        """`/compare a,b[,c] [prompt]`: several models side by side (no prompt: the last one)."""
+        models, _, prompt = rest.strip().partition(" ")
+        await self.turn(prompt.strip(), compare=tuple(m for m in models.split(",") if m))
+
+    async def continue_with(self, choice: str) -> None:
+        """`/continue MODEL|ID` after a compare: refine that image next, with that model."""
+        generation_id = await self.rt.pool.fetchval(
+            """SELECT g.id FROM generations g JOIN sessions s ON s.id = g.session_id
+               WHERE s.platform = 'console' AND s.thread = $1 AND g.compare_group IS NOT NULL
+                 AND g.status = 'succeeded' AND (g.model = $2 OR g.id::text = $2)
+               ORDER BY g.id DESC LIMIT 1""",
+            self.thread.thread, choice.strip().lower(),
+        )
+        model = await self.easel.continue_with(self.thread, self.user, int(generation_id or 0))
+        self.platform.say(f"Continuing with {model.display_name} (image #{generation_id}).")
 
     async def _wait(self, generation_id: int) -> Status:
         async with asyncio.timeout(TURN_TIMEOUT_S):

@@ -15,6 +15,7 @@ import discord
 
 from adapters.discord.render import CUSTOM_ID_TEMPLATES
 from adapters.discord.turns import Ask, Turns, acknowledge, session_of, user_of
+from core.errors import Refusal
 from core.models import Intent
 
 log = logging.getLogger("easel.discord")
@@ -129,4 +130,30 @@ class ModelSelect(discord.ui.DynamicItem[AnySelect], template=CUSTOM_ID_TEMPLATE
         await click(interaction, "regen", self.generation_id, model=str(values[0]))
 
 
-DYNAMIC_ITEMS = (RegenerateButton, VariationButton, UpscaleButton, ModelSelect)
+class ContinueButton(discord.ui.DynamicItem[AnyButton], template=CUSTOM_ID_TEMPLATES["continue"]):
+    """After a compare: go on with this model, refining this image."""
+
+    def __init__(self, item: AnyButton, generation_id: int) -> None:
+        super().__init__(item)
+        self.generation_id = generation_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> ContinueButton:
+        assert isinstance(item, discord.ui.Button)
+        return cls(item, int(match["generation_id"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        turns = turns_of(interaction)
+        thread = session_of(interaction.channel, interaction.guild_id, interaction.channel_id)
+        try:
+            model = await turns.easel.continue_with(
+                thread, user_of(interaction.user, interaction.guild_id), self.generation_id)
+            text = (f"Continuing with {model.display_name}: your next message in this thread "
+                    "refines this image.")
+        except Refusal as error:
+            text = error.user_message
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+DYNAMIC_ITEMS = (RegenerateButton, VariationButton, UpscaleButton, ModelSelect, ContinueButton)

@@ -107,14 +107,16 @@ class EaselCommands(commands.Cog):
     @app_commands.command(name="imagine", description="Make an image in a new thread")
     @app_commands.describe(prompt="What to draw", model="Image model (cost per image)",
                            aspect="Aspect ratio", resolution="Resolution",
-                           image="A picture to edit or start from")
+                           image="A picture to edit or start from",
+                           compare="Several models side by side, e.g. nano2,gpt,flux")
     @app_commands.choices(
         aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
         resolution=[app_commands.Choice(name=r, value=r) for r in RESOLUTIONS])
     async def imagine(self, interaction: discord.Interaction[Any], prompt: str,
                       model: str | None = None, aspect: str | None = None,
                       resolution: str | None = None,
-                      image: discord.Attachment | None = None) -> None:
+                      image: discord.Attachment | None = None,
+                      compare: str | None = None) -> None:
         source_event = str(interaction.id)
         if not self.turns.first_delivery(source_event):
             return  # the same interaction again: the first delivery answers it
@@ -136,7 +138,8 @@ class EaselCommands(commands.Cog):
         outcome = await self.turns.take(Ask(
             thread=thread, user=user_of(interaction.user, interaction.guild_id), text=prompt,
             source_event=source_event, uploads=uploads, model=model, aspect_ratio=aspect,
-            resolution=resolution))
+            resolution=resolution,
+            compare=tuple(m.strip() for m in (compare or "").split(",") if m.strip())))
         where = (f"in <#{thread.thread}>" if thread.thread != thread.channel else "below")
         if outcome.error is not None:
             text = outcome.error.user_message

@@ -104,6 +104,7 @@ class Ask:
     action: Intent | None = None
     target_generation_id: int | None = None
     platform_message_id: str | None = None
+    compare: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Turns:
                 status_message=status, uploads=ask.uploads, model=ask.model,
                 aspect_ratio=ask.aspect_ratio, resolution=ask.resolution, action=ask.action,
                 target_generation_id=ask.target_generation_id,
-                platform_message_id=ask.platform_message_id))
+                platform_message_id=ask.platform_message_id, compare=ask.compare))
         except Refusal as error:
             await self.show(ask.thread, status, refusal_view(error))
             return Outcome(status, error=error)

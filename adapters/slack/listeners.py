@@ -27,7 +27,7 @@ from adapters.slack.render import (
     parse_model_choice,
 )
 from adapters.slack.turns import PLATFORM, Ask, Turns, files_of, mentions, strip_mentions
-from core.errors import EaselError
+from core.errors import EaselError, Refusal
 from core.models import Intent, ThreadRef, UserRef
 
 log = logging.getLogger("easel.slack")
@@ -151,9 +151,27 @@ def register_actions(bolt_app: AsyncApp, turns: Turns) -> None:
         label = str((option.get("text") or {}).get("text") or model)
         await turns.take(_click(body, action, Intent.REGENERATE, generation_id, label, model))
 
+    async def on_continue(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                          respond: Any) -> None:
+        await ack()
+        try:
+            generation_id = parse_button_value(str(action.get("value", "")))
+        except ValueError:
+            return
+        ask = _click(body, action, Intent.EDIT, generation_id, "")
+        user = await turns.user(ask.thread.workspace, ask.user_id, ask.user_name)
+        try:
+            model = await turns.easel.continue_with(ask.thread, user, generation_id)
+            text = (f"Continuing with {model.display_name}: your next message in this thread "
+                    "refines this image.")
+        except Refusal as error:
+            text = error.user_message
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+
     for action_id in BUTTON_INTENTS:
         bolt_app.action(action_id)(on_button)
     bolt_app.action(ACTION_IDS["model"])(on_model)
+    bolt_app.action(ACTION_IDS["continue"])(on_continue)
 
 
 def _click(body: dict[str, Any], action: dict[str, Any], intent: Intent, generation_id: int,

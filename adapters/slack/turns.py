@@ -51,15 +51,6 @@ class Ask:
     model: str | None = None
 
 
-@dataclass(frozen=True)
-class Run:
-    """One generation an Ask makes (several with `--compare`)."""
-
-    source_event: str
-    model: str | None
-    compare_group: str | None
-
-
 def strip_mentions(text: str, bot_user_id: str | None) -> str:
     """The text without mentions of the bot, with Slack's escaping undone."""
     if bot_user_id:
@@ -90,22 +81,19 @@ class Turns:
             if not await self._is_known(ask.source_event):
                 await self._post(ask.thread, refusal_view(error))
             return
-        # `--compare a,b` is one generation per model, each with its own status message.
-        runs = [Run(f"{ask.source_event}:{model}", model, ask.source_event)
-                for model in options.compare] or [
-                    Run(ask.source_event, ask.model or options.model, None)]
-        if await self._is_known(runs[0].source_event):
+        # `--compare a,b` is one request: the core makes a generation per model, one status.
+        first_event = (f"{ask.source_event}#{options.compare[0]}" if options.compare
+                       else ask.source_event)
+        if await self._is_known(first_event):
             return
-        thread = ask.thread
-        user = await self.user(thread.workspace, ask.user_id, ask.user_name)
-        for run in runs:
-            request = SubmitRequest(
-                thread=thread, user=user, text=text,
-                source_event=run.source_event, model=run.model,
-                aspect_ratio=options.aspect_ratio, resolution=options.resolution,
-                action=ask.action, target_generation_id=ask.target_generation_id,
-                platform_message_id=ask.platform_message_id, compare_group=run.compare_group)
-            thread = await self._submit(request, ask.files, received_view(ask.label or text))
+        user = await self.user(ask.thread.workspace, ask.user_id, ask.user_name)
+        request = SubmitRequest(
+            thread=ask.thread, user=user, text=text, source_event=ask.source_event,
+            model=ask.model or options.model, compare=options.compare,
+            aspect_ratio=options.aspect_ratio, resolution=options.resolution,
+            action=ask.action, target_generation_id=ask.target_generation_id,
+            platform_message_id=ask.platform_message_id)
+        await self._submit(request, ask.files, received_view(ask.label or text))
 
     async def _submit(self, request: SubmitRequest, files: tuple[Mapping[str, Any], ...],
                       received: StatusView) -> ThreadRef:
