@@ -227,7 +227,7 @@ async def test_compare_posts_side_by_side_and_continue_picks_one(
         assert await rig.work() == 2
         [thread] = fake.threads_of(fake.channel.id)
         composite, *singles = rig.images(thread.id)
-        assert len(singles) == 2
+        assert composite.attachments[0].data.startswith(b"\x89PNG") and len(singles) == 2
         ids = [r["id"] for r in await rig.app.runtime.pool.fetch(
             "SELECT id FROM generations ORDER BY id")]
         assert f"easel:continue:{ids[1]}" in singles[1].custom_ids()

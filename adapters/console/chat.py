@@ -139,7 +139,8 @@ class ConsoleChat:
     async def _wait_group(self, group: str) -> None:
         """Until the compare's side-by-side result and final status are posted."""
         async with asyncio.timeout(TURN_TIMEOUT_S):
-            while not await self.rt.pool.fetchval(
+            # Another task (or process) finishes the group: the row is what there is to watch.
+            while not await self.rt.pool.fetchval(  # noqa: ASYNC110
                 "SELECT finished_at IS NOT NULL FROM compare_groups WHERE id = $1", group
             ):
                 await asyncio.sleep(0.05)
