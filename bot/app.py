@@ -55,6 +55,7 @@ def core_config(settings: Settings, catalog: Catalog, providers: set[str]) -> Co
         max_upload_bytes=settings.max_upload_bytes,
         url_ttl_s=settings.url_ttl_s,
         public_url=settings.public_url,
+        flow_secret=settings.secret_key.get_secret_value().encode() if settings.secret_key else None,
     )
 
 

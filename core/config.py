@@ -28,3 +28,4 @@ class CoreConfig:
     webhook_grace_s: float = 60.0
     context_turns: int = 8
     public_url: str | None = None
+    flow_secret: bytes | None = None  # signs prompt-flow links (EASEL_SECRET_KEY)

@@ -165,11 +165,14 @@ class Easel:
     async def flow_link(
         self,
         thread: ThreadRef,
-        secret_key: bytes | None,
-        public_url: str | None,
+        secret_key: bytes | None = None,
+        public_url: str | None = None,
         ttl_s: int = FLOW_LINK_TTL_S,
     ) -> str:
-        """A signed, expiring link to the thread's prompt-flow page on Easel's web server."""
+        """A signed, expiring link to the thread's prompt-flow page on Easel's web server
+        (secret and URL default to this Easel's configuration)."""
+        secret_key = secret_key or self.rt.config.flow_secret
+        public_url = public_url or self.rt.config.public_url
         if not secret_key or not public_url:
             raise FlowUnavailable()
         session_id = await self.flow_session(thread)

@@ -127,7 +127,7 @@ async def running_easel(database_url: str, tmp_path: Path, fake: FakeDiscord, *,
 async def test_imagine_opens_a_thread_and_ends_with_an_image(
         database_url: str, tmp_path: Path, fake: FakeDiscord) -> None:
     async with running_easel(database_url, tmp_path, fake) as rig:
-        assert {c["name"] for c in fake.commands[None]} == {"imagine", "credits", "model",
+        assert {c["name"] for c in fake.commands[None]} == {"imagine", "credits", "model", "flow",
                                                              "easel"}
         sent = await rig.imagine({"prompt": "a lighthouse at dusk"})
         answer = await rig.answer(sent)
@@ -405,7 +405,7 @@ async def test_sharded_gateway_with_guild_commands(
         assert fake.sessions[-1].identify["shard"] == [0, 1]
         assert None not in fake.commands or not fake.commands[None]
         assert {c["name"] for c in fake.commands[fake.guild.id]} == {
-            "imagine", "credits", "model", "easel"}
+            "imagine", "credits", "model", "flow", "easel"}
         await rig.answer(await rig.imagine({"prompt": "a harbour"}))
         assert await rig.work() == 1
         [thread] = fake.threads_of(fake.channel.id)

@@ -9,6 +9,7 @@ a person would see in Slack and at the rows.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -422,3 +423,24 @@ async def session_head_is(rig: object, generation_id: int) -> bool:
     head = await rig.app.runtime.pool.fetchval(  # type: ignore[attr-defined]
         "SELECT head_generation_id FROM sessions ORDER BY id LIMIT 1")
     return bool(head == generation_id)
+
+
+async def test_flow_in_a_thread_posts_a_signed_link_that_opens(
+        database_url: str, tmp_path: Path, fake: FakeSlack) -> None:
+    async with running_easel(database_url, tmp_path, fake, EASEL_SECRET_KEY="flow-secret-1",
+                             PUBLIC_URL="https://easel.example.org") as rig:
+        mention = await mention_and_finish(rig, "a lighthouse")
+        reply = fake.message_event("flow", user=ALICE, channel=CHANNEL, thread_ts=mention["ts"])
+        await fake.deliver_event(rig.url, reply)
+
+        def link_posted() -> bool:
+            return any("/flow/" in m.text for m in rig.bot_replies(mention["ts"]))
+
+        await until(link_posted)
+        [message] = [m for m in rig.bot_replies(mention["ts"]) if "/flow/" in m.text]
+        token = message.text.split("/flow/")[1].split()[0].rstrip(">|")
+        from core.flow import verify_flow_token
+
+        session = await rig.app.runtime.pool.fetchval("SELECT id FROM sessions")
+        assert verify_flow_token(b"flow-secret-1", token, time.time()) == session
+        assert await rig.generations() == 1  # "flow" is not an image request

@@ -189,6 +189,16 @@ class EaselCommands(commands.Cog):
         view = await self.turns.easel.credits(user_of(interaction.user, interaction.guild_id))
         await answer(interaction, view.as_text())
 
+    @app_commands.command(name="flow", description="A private link to how this thread's images came to be")
+    async def flow(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        here = session_of(interaction.channel, interaction.guild_id, interaction.channel_id)
+        try:
+            link = await self.turns.easel.flow_link(here)
+            await answer(interaction, f"Prompt flow of this thread (link valid 7 days): {link}")
+        except Refusal as error:
+            await answer(interaction, error.user_message)
+
     @app_commands.command(name="model", description="Switch the model this thread uses")
     @app_commands.describe(name="The model (cost per image)")
     async def model(self, interaction: discord.Interaction[Any], name: str) -> None:

@@ -51,6 +51,9 @@ class Ask:
     model: str | None = None
 
 
+FLOW_WORDS = ("flow", "/flow")
+
+
 def strip_mentions(text: str, bot_user_id: str | None) -> str:
     """The text without mentions of the bot, with Slack's escaping undone."""
     if bot_user_id:
@@ -75,6 +78,9 @@ class Turns:
 
     async def take(self, ask: Ask) -> None:
         """Answer one request in its thread, once per platform event."""
+        if ask.text.strip().lower() in FLOW_WORDS and ask.action is None:
+            await self.flow(ask)
+            return
         try:
             text, options = parse_inline_options(ask.text)
         except Refusal as error:
@@ -118,6 +124,14 @@ class Turns:
             log.info("slack event %s queued generation %s", request.source_event,
                      submitted.generation_id)
         return thread
+
+    async def flow(self, ask: Ask) -> None:
+        """"flow" in a session thread: post the signed link to its prompt-flow page."""
+        try:
+            text = f"Prompt flow of this thread (link valid 7 days): {await self.easel.flow_link(ask.thread)}"
+        except Refusal as error:
+            text = error.user_message
+        await self.messenger.post_text(ask.thread, text)
 
     async def _is_known(self, source_event: str) -> bool:
         if await self.easel.is_known_event(PLATFORM, source_event):
