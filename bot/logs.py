@@ -73,6 +73,7 @@ def configure_logging(settings: Settings, stream: object = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    for noisy in ("discord", "botocore", "urllib3", "httpx", "httpcore", "slack_bolt", "pgserver",
-                  "asyncio", "aiohttp.access"):
+    # openai and google-genai use httpx2 / httpcore2 (a line per provider call at INFO).
+    for noisy in ("discord", "botocore", "urllib3", "httpx", "httpcore", "httpx2", "httpcore2",
+                  "slack_bolt", "pgserver", "asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

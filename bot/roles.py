@@ -113,9 +113,11 @@ async def run_roles(
             worker.stop()
         if runner is not None:
             await runner.cleanup()
-        _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s + 5)
-        for task in pending:
-            task.cancel()
+        # `easel web` has no task of its own (the runner serves), and wait() refuses an empty set.
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s + 5)
+            for task in pending:
+                task.cancel()
         for platform in platforms.values():
             with contextlib.suppress(Exception):
                 await platform.close()  # type: ignore[attr-defined]

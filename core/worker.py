@@ -135,8 +135,20 @@ class Worker:
             [job.claims for job, _ in held],
         )
         kept = {row["id"] for row in rows}
-        for job, task in held:
-            if job.id not in kept and not task.done():
+        unleased = [(job, task) for job, task in held if job.id not in kept and not task.done()]
+        if not unleased:
+            return
+        # A job this worker just finished, parked or requeued holds no lease either, but its
+        # task may still be making the final status edit: only a job claimed again is lost.
+        claims_now = {
+            row["id"]: row["claims"]
+            for row in await self.rt.pool.fetch(
+                "SELECT id, claims FROM generations WHERE id = ANY($1::bigint[])",
+                [job.id for job, _ in unleased],
+            )
+        }
+        for job, task in unleased:
+            if claims_now.get(job.id, job.claims) != job.claims:
                 log.warning("generation %s: lease lost, stopping its task", job.id)
                 task.cancel()
 
