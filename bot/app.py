@@ -27,6 +27,8 @@ from core.service import Easel
 
 log = logging.getLogger("easel.app")
 
+INTAKE_POOL_SIZE = 4  # connections reserved for submitting what people ask
+
 
 def load_catalog(path: Path | None) -> Catalog:
     """The catalog at `path`, or the one shipped with Easel."""
@@ -178,6 +180,7 @@ async def bootstrap(
     catalog = load_catalog(settings.models_file)
     providers = providers if providers is not None else build_providers(settings)
     url, pool = await open_database(settings, pool_size=pool_size)
+    intake_pool = await create_pool(url, max_size=INTAKE_POOL_SIZE)
     try:
         runtime = Runtime(
             pool=pool,
@@ -189,9 +192,11 @@ async def bootstrap(
             platforms=dict(platforms or {}),
             fallback_refiner=_rule_refiner(),
             connect=lambda: asyncpg.connect(url),
+            intake_pool=intake_pool,
         )
         yield App(settings, url, runtime, Easel(runtime))
     finally:
+        await intake_pool.close()
         await pool.close()
 
 

@@ -176,6 +176,8 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     images = tempfile.mkdtemp(prefix="easel-bench-")
     pool = await _pool(url, args.pool_size)
     rt = _runtime(pool, Path(images), args, url)
+    # Submits get their own connections, as in `easel run` (and as a gateway process would).
+    rt.intake_pool = await _pool(url, max(2, SUBMITTERS // 8))
     easel = Easel(rt)
     users = [UserRef("bench", "", f"user-{i}") for i in range(args.users)]
     submit_s: list[float] = []
@@ -218,6 +220,7 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
            FROM generations g"""
     )
     await pool.close()
+    await rt.intake_pool.close()
     conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')

@@ -41,22 +41,27 @@ SWEEPER_FENCE = (
     "status IN ('queued', 'running', 'waiting') AND coalesce(locked_until, '-infinity') < now()"
 )
 
-RECORD_STAGE = """
+# Records the stages completed since the last write ($4: a JSON list of
+# {stage, detail, duration_ms}), moves to the next stage and extends the lease, in
+# one fenced statement: None back means the lease is gone.
+RECORD_STAGES = """
 WITH g AS (
     UPDATE generations SET stage = $3::generation_stage,
         refined_prompt = coalesce($5, refined_prompt), intent = coalesce($6, intent),
-        params = params || $7::jsonb, locked_until = now() + make_interval(secs => $10)
+        params = params || $7::jsonb, locked_until = now() + make_interval(secs => $8)
     WHERE id = $1 AND claims = $2 AND status = 'running' AND locked_until > now()
     RETURNING id
 ), asset AS (
     INSERT INTO assets (generation_id, kind, idx, object_key, content_type, size_bytes, sha256)
-    SELECT id, 'output', 0, $11, $12, $13, $14 FROM g WHERE $11::text IS NOT NULL
+    SELECT id, 'output', 0, $9, $10, $11, $12 FROM g WHERE $9::text IS NOT NULL
     ON CONFLICT (object_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
         sha256 = EXCLUDED.sha256, content_type = EXCLUDED.content_type
+), events AS (
+    INSERT INTO generation_events (generation_id, claim, stage, detail, duration_ms)
+    SELECT g.id, $2, e->>'stage', e->'detail', (e->>'duration_ms')::float8
+    FROM g, jsonb_array_elements($4::jsonb) AS e
 )
-INSERT INTO generation_events (generation_id, claim, stage, detail, duration_ms)
-SELECT id, $2, $4, $8, $9 FROM g
-RETURNING generation_id
+SELECT id FROM g
 """
 
 HEARTBEAT = """

@@ -29,15 +29,19 @@ from core.models import (
     Refinement,
     RefineRequest,
     Stage,
+    Turn,
 )
 from core.runtime import Runtime
-from core.sessions import recent_turns
 from core.status import StatusReporter, failure_view, progress_view, success_view
 
 log = logging.getLogger("easel.pipeline")
 
 CONTEXT = """
 SELECT p.refined_prompt AS parent_prompt,
+    (SELECT coalesce(jsonb_agg(t ORDER BY t.id), '[]') FROM (
+        SELECT m.id, m.role, m.text, g.refined_prompt, g.status = 'succeeded' AS has_image
+        FROM messages m LEFT JOIN generations g ON g.id = m.generation_id
+        WHERE m.session_id = $3 AND m.id < $4 ORDER BY m.id DESC LIMIT $5) t) AS turns,
     (SELECT jsonb_build_object('key', object_key, 'content_type', content_type)
        FROM assets WHERE generation_id = p.id AND kind = 'output' ORDER BY idx LIMIT 1)
        AS parent_image,
@@ -58,6 +62,7 @@ class _Context:
     parent_prompt: str | None
     parent_image: dict[str, str] | None
     uploads: list[dict[str, str]]
+    turns: tuple[Turn, ...]
 
 
 class Pipeline:
@@ -113,6 +118,7 @@ class _Run:
         self.refined_prompt = job.refined_prompt
         self.params: dict[str, Any] = dict(job.params)
         self._stage_started = time.monotonic()
+        self._unwritten: list[dict[str, Any]] = []
 
     async def stages(self) -> None:
         job = self.job
@@ -121,20 +127,18 @@ class _Run:
             return
         await self._show(Stage.UNDERSTANDING)
         context = await self._load_context()
-        await self._record(Stage.UNDERSTANDING, Stage.REFINING_PROMPT, {})
+        self._done(Stage.UNDERSTANDING, {})
 
         await self._show(Stage.REFINING_PROMPT)
         refinement = await self._refine(context)
         self.refined_prompt = refinement.prompt
         if refinement.aspect_ratio in self.model.aspect_ratios:
             self.params["aspect_ratio"] = refinement.aspect_ratio
-        await self._record(
-            Stage.REFINING_PROMPT,
-            Stage.GENERATING,
-            {"prompt": refinement.prompt, "intent": refinement.intent.value},
-            refined_prompt=refinement.prompt,
-            intent=refinement.intent.value,
-        )
+        self._done(Stage.REFINING_PROMPT,
+                   {"prompt": refinement.prompt, "intent": refinement.intent.value})
+        # Written (and the lease checked) before the provider is paid to work.
+        await self._record(Stage.GENERATING, refined_prompt=refinement.prompt,
+                           intent=refinement.intent.value)
 
         await self._show(Stage.GENERATING)
         request = await self._image_request(refinement.intent, context)
@@ -147,17 +151,15 @@ class _Run:
             await self._park(result.external_id)
             return
         image = _first_image(result)
-        await self._record(Stage.GENERATING, Stage.UPLOADING, {"provider": provider.name})
+        self._done(Stage.GENERATING, {"provider": provider.name})
 
         await self._show(Stage.UPLOADING)
         key = f"sessions/{job.session_id}/{job.id}/0.{_extension(image.content_type)}"
         stored = await self.rt.store.put(key, image.data, image.content_type)
-        # Recording this stage also checks and extends the lease: past it, we may post.
+        self._done(Stage.UPLOADING, {"object_key": key, "size_bytes": stored.size_bytes})
+        # Recording this also checks and extends the lease: past it, we may post.
         await self._record(
-            Stage.UPLOADING,
-            Stage.FINALIZING,
-            {"object_key": key, "size_bytes": stored.size_bytes},
-            asset=(key, stored.content_type, stored.size_bytes, stored.sha256),
+            Stage.FINALIZING, asset=(key, stored.content_type, stored.size_bytes, stored.sha256)
         )
 
         await self._show(Stage.FINALIZING)
@@ -183,9 +185,17 @@ class _Run:
         await self._succeed(posted.to_json(), elapsed_s=elapsed_s)
 
     async def _load_context(self) -> _Context:
-        row = await self.rt.pool.fetchrow(CONTEXT, self.job.parent_id, self.job.message_id)
+        job = self.job
+        row = await self.rt.pool.fetchrow(
+            CONTEXT, job.parent_id, job.message_id, job.session_id, job.message_id or 2**62,
+            self.p.config.context_turns,
+        )
         assert row is not None
-        return _Context(row["parent_prompt"], row["parent_image"], list(row["uploads"]))
+        turns = tuple(
+            Turn(t["role"], t["text"], t["refined_prompt"], bool(t["has_image"]))
+            for t in row["turns"]
+        )
+        return _Context(row["parent_prompt"], row["parent_image"], list(row["uploads"]), turns)
 
     async def _refine(self, context: _Context) -> Refinement:
         job = self.job
@@ -194,12 +204,9 @@ class _Run:
             return Refinement(intent, self.refined_prompt)
         if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and context.parent_prompt:
             return Refinement(intent, context.parent_prompt)
-        turns = await recent_turns(
-            self.rt.pool, job.session_id, job.message_id or 2**62, self.p.config.context_turns
-        )
         request = RefineRequest(
             message=job.user_prompt,
-            turns=turns,
+            turns=context.turns,
             last_prompt=context.parent_prompt,
             has_last_image=context.parent_image is not None,
             has_uploads=bool(context.uploads),
@@ -256,30 +263,32 @@ class _Run:
             )
         )
 
+    def _done(self, stage: Stage, detail: dict[str, Any]) -> None:
+        """A stage completed; it is written with the next `_record`."""
+        seconds = time.monotonic() - self._stage_started
+        self.done.append((stage, seconds))
+        self._unwritten.append({"stage": stage.value, "detail": detail,
+                                "duration_ms": round(seconds * 1000, 3)})
+
     async def _record(
         self,
-        stage: Stage,
         next_stage: Stage,
-        detail: dict[str, Any],
         *,
         refined_prompt: str | None = None,
         intent: str | None = None,
         asset: tuple[str, str, int, str] | None = None,
     ) -> None:
-        seconds = time.monotonic() - self._stage_started
-        self.done.append((stage, seconds))
+        """Write the completed stages, move to `next_stage`, extend the lease (fenced)."""
         key, content_type, size_bytes, sha256 = asset or (None, None, None, None)
         row = await self.rt.pool.fetchval(
-            q.RECORD_STAGE,
+            q.RECORD_STAGES,
             self.job.id,
             self.job.claims,
             next_stage.value,
-            stage.value,
+            self._unwritten,
             refined_prompt,
             intent,
             {k: v for k, v in self.params.items() if k == "aspect_ratio"},
-            detail,
-            seconds * 1000,
             self.p.config.lease_s,
             key,
             content_type,
@@ -288,6 +297,7 @@ class _Run:
         )
         if row is None:
             raise LeaseLost()
+        self._unwritten = []
 
     async def _park(self, external_id: str) -> None:
         row = await self.rt.pool.fetchval(

@@ -28,6 +28,9 @@ class Runtime:
     platforms: dict[str, ChatPlatform] = field(default_factory=dict)
     fallback_refiner: PromptRefiner | None = None
     connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None
+    # Submits use their own connections, so a busy worker never delays an answer to a
+    # person (the platforms' 3-second deadlines); None: they share `pool`.
+    intake_pool: asyncpg.Pool | None = None
 
     @property
     def available_providers(self) -> frozenset[str]:

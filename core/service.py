@@ -59,7 +59,7 @@ class Easel:
         """Check uploads, store them, and queue the generation (or raise a Refusal)."""
         upload_keys = [await self._store_upload(u) for u in request.uploads]
         return await submit(
-            self.rt.pool,
+            self.rt.intake_pool or self.rt.pool,
             self.rt.catalog,
             self.rt.config,
             request,

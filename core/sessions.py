@@ -7,12 +7,12 @@ from typing import Any
 
 import asyncpg
 
-from core.models import ThreadRef, Turn, UserRef
+from core.models import ThreadRef, UserRef
 
 # Upserts the user and, for a new user, opens the account with the starter grant:
 # one statement, so a new user's account and grant appear together or not at all.
-UPSERT_USER = """
-WITH u AS (
+_USER_CTES = """
+u AS (
     INSERT INTO users (platform, workspace, external_id, display_name)
     VALUES ($1, $2, $3, $4)
     ON CONFLICT (platform, workspace, external_id)
@@ -27,8 +27,18 @@ WITH u AS (
 ), l AS (
     INSERT INTO ledger (user_id, kind, amount, reason, idempotency_key)
     SELECT user_id, 'grant', $5, 'starter grant', 'starter:' || user_id FROM a
+)"""
+UPSERT_USER = f"WITH {_USER_CTES} SELECT id FROM u"
+
+# A turn's user and session in one round trip ($6-$9 the thread, $10 the default model).
+UPSERT_USER_AND_SESSION = f"""
+WITH {_USER_CTES}, s AS (
+    INSERT INTO sessions (platform, workspace, channel, thread, model, created_by)
+    SELECT $6, $7, $8, $9, $10, id FROM u
+    ON CONFLICT (platform, workspace, channel, thread) DO UPDATE SET deleted_at = NULL
+    RETURNING id, model, head_generation_id
 )
-SELECT id FROM u
+SELECT u.id AS user_id, s.id, s.model, s.head_generation_id FROM u, s
 """
 
 UPSERT_SESSION = """
@@ -43,14 +53,6 @@ FIND_SESSION = """
 SELECT id, model, head_generation_id FROM sessions
 WHERE platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4 AND deleted_at IS NULL
 """
-
-RECENT_TURNS = """
-SELECT m.role, m.text, g.refined_prompt, g.status = 'succeeded' AS has_image
-FROM messages m LEFT JOIN generations g ON g.id = m.generation_id
-WHERE m.session_id = $1 AND m.id < $2
-ORDER BY m.id DESC LIMIT $3
-"""
-
 
 @dataclass(frozen=True)
 class SessionInfo:
@@ -87,6 +89,20 @@ async def upsert_session(
     )
     assert row is not None
     return SessionInfo(row["id"], row["model"], row["head_generation_id"])
+
+
+async def upsert_user_and_session(
+    conn: asyncpg.Connection, user: UserRef, thread: ThreadRef, starter_credits: int,
+    default_model: str,
+) -> tuple[int, SessionInfo]:
+    """The user's id (new users get the starter grant) and the thread's session."""
+    row = await conn.fetchrow(
+        UPSERT_USER_AND_SESSION, user.platform, user.workspace, user.external_id,
+        user.display_name, starter_credits, thread.platform, thread.workspace, thread.channel,
+        thread.thread, default_model,
+    )
+    assert row is not None
+    return int(row["user_id"]), SessionInfo(row["id"], row["model"], row["head_generation_id"])
 
 
 async def find_session(conn: asyncpg.Connection, thread: ThreadRef) -> SessionInfo | None:
@@ -131,14 +147,3 @@ async def add_message(
         platform_message_id,
     )
     return int(message_id)
-
-
-async def recent_turns(
-    conn: asyncpg.Connection, session_id: int, before_message_id: int, limit: int
-) -> tuple[Turn, ...]:
-    """The session's turns before a message, oldest first (context for refinement)."""
-    rows = await conn.fetch(RECENT_TURNS, session_id, before_message_id, limit)
-    return tuple(
-        Turn(row["role"], row["text"], row["refined_prompt"], bool(row["has_image"]))
-        for row in reversed(rows)
-    )

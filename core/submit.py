@@ -147,8 +147,9 @@ async def _submit_in(
     available_providers: frozenset[str],
     upload_keys: list[dict[str, Any]],
 ) -> Submitted:
-    user_id = await sessions.upsert_user(conn, request.user, config.starter_credits)
-    session = await sessions.upsert_session(conn, request.thread, config.default_model, user_id)
+    user_id, session = await sessions.upsert_user_and_session(
+        conn, request.user, request.thread, config.starter_credits, config.default_model
+    )
     compare = _compare_models(request.compare)
     events = [f"{request.source_event}#{m}" for m in compare] or [request.source_event]
     limits = await conn.fetchrow(LIMITS, user_id, request.thread.platform, events[0])

@@ -207,7 +207,7 @@ async def test_lease_lost_is_raised_by_a_fenced_stage_write(
     from core.models import Stage
 
     with pytest.raises(LeaseLost):
-        await run._record(Stage.UNDERSTANDING, Stage.REFINING_PROMPT, {})
+        await run._record(Stage.REFINING_PROMPT)
 
 
 async def test_final_status_is_delivered_despite_failing_edits(
