@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from core.catalog import ASPECT_RATIOS
 from core.errors import BadOption
 from core.models import RESOLUTIONS
+from core.size_words import read_options
 
 RATIO_WORDS = {
     "landscape": "16:9",
@@ -104,19 +105,7 @@ def parse_inline_options(text: str) -> tuple[str, Options]:
 
 
 def size_words(text: str) -> tuple[str | None, str | None]:
-    """Aspect ratio and resolution mentioned in plain words ("16:9 please", "in 4K")."""
-    lowered = text.lower()
-    aspect = None
-    match = _RATIO_RE.search(lowered)
-    if match and f"{match.group(1)}:{match.group(2)}" in ASPECT_RATIOS:
-        aspect = f"{match.group(1)}:{match.group(2)}"
-    else:
-        for word, ratio in RATIO_WORDS.items():
-            if re.search(rf"\b{word}\b", lowered):
-                aspect = ratio
-                break
-    resolution = None
-    for word, value in RESOLUTION_WORDS.items():
-        if re.search(rf"\b{word}\b", lowered) or (word == "uhd" and "ultra hd" in lowered):
-            resolution = value
-    return aspect, resolution
+    """Aspect ratio and resolution a message names ("16:9 please", "in 4K", "as a portrait"),
+    read in context: "a portrait of a queen" names no aspect."""
+    found = read_options(text)
+    return found.aspect_ratio, found.resolution

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adapters.refiners.options import tidy
+from core.size_words import tidy
 
 TIMES = (
     "night|nighttime|midnight|dusk|dawn|sunset|sunrise|twilight|noon|midday|daytime|day"

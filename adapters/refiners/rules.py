@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.refiners.edits import MODIFIER_PHRASES, STYLES, TIMES, apply_instruction
-from adapters.refiners.options import RATIO, RESOLUTION_WORDS, Options, read_options, tidy
 from core.errors import EmptyPrompt
 from core.models import Intent, Refinement, RefineRequest
+from core.size_words import RATIO, RESOLUTION_WORDS, Options, read_options, tidy
 
 UPLOAD_SUBJECT = "the uploaded image"
 

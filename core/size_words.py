@@ -1,4 +1,4 @@
-"""Aspect-ratio and size words in a chat message ("16:9", "portrait", "in 4K", "draft").
+"""Aspect-ratio and size words in a chat message, read in context ("16:9", "portrait", "in 4K", "draft").
 
 `read_options` finds them anywhere in a message and returns the message without them,
 so "a castle on a hill in 16:9" becomes "a castle on a hill" with aspect 16:9.
