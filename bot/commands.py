@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
+from pathlib import Path
 
 import asyncpg
 
@@ -30,7 +31,13 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     interactive = not args.prompt and sys.stdin.isatty() and sys.stdout.isatty()
     platform = ConsolePlatform(sys.stdout, interactive=interactive)
     async with bootstrap(settings, platforms={"console": platform}) as app:
-        chat = ConsoleChat(app.runtime, platform, data_dir=settings.data_dir)
+        from bot.flow_page import write_flow_file
+
+        async def write_flow(session_id: int, folder: Path) -> Path:
+            return await write_flow_file(app.runtime, session_id, folder)
+
+        chat = ConsoleChat(app.runtime, platform, data_dir=settings.data_dir,
+                           write_flow=write_flow)
         if interactive:
             platform.say("Easel chat — " + "type what to draw; /help for commands.")
         turns = lines_from(args.prompt) if args.prompt else lines_from_stdin(interactive)

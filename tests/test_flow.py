@@ -19,6 +19,7 @@ from moto.server import ThreadedMotoServer
 from adapters.console.chat import ConsoleChat, lines_from
 from adapters.console.platform import ConsolePlatform
 from adapters.storage.s3 import S3ObjectStore, build_s3_client
+from bot.flow_page import write_flow_file
 from core.errors import ContentPolicy, FlowUnavailable
 from core.flow import FlowLinkInvalid, sign_flow_token, verify_flow_token
 from core.service import NOT_A_SESSION, Easel
@@ -219,7 +220,8 @@ async def test_console_flow_writes_a_page_with_file_images(
     out = io.StringIO()
     platform = ConsolePlatform(out, interactive=False)
     rt = make_runtime(pool, images_dir, chat=platform)  # type: ignore[arg-type]
-    chat = ConsoleChat(rt, platform, user="ada", data_dir=tmp_path / "data")
+    chat = ConsoleChat(rt, platform, user="ada", data_dir=tmp_path / "data",
+                       write_flow=lambda session, folder: write_flow_file(rt, session, folder))
     status = await chat.run(lines_from(["a red fox", "make it night", "/flow", "/new", "/flow"]))
     printed = out.getvalue()
     found = re.search(r"Prompt flow: (\S+\.html)", printed)

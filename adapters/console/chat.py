@@ -11,7 +11,7 @@ import contextlib
 import getpass
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 from adapters.console.platform import ConsolePlatform
@@ -41,9 +41,12 @@ class ConsoleChat:
         *,
         user: str | None = None,
         data_dir: Path | None = None,
+        write_flow: Callable[[int, Path], Awaitable[Path]] | None = None,
     ):
         self.rt = runtime
         self.data_dir = data_dir or Path.cwd()
+        # Renders a session's prompt-flow page to a file (the web page's HTML, given by bot/).
+        self.write_flow = write_flow
         self.easel = Easel(runtime)
         self.platform = platform
         self.user = UserRef("console", "", user or getpass.getuser(), user or getpass.getuser())
@@ -90,11 +93,9 @@ class ConsoleChat:
                     self.platform.say(f"{m.name:10} {m.display_name} · {costs} · {m.best_for}")
             elif name == "/credits":
                 self.platform.say((await self.easel.credits(self.user)).as_text())
-            elif name == "/flow":
-                from bot.flow_page import write_flow_file
-
+            elif name == "/flow" and self.write_flow is not None:
                 session_id = await self.easel.flow_session(self.thread)
-                path = await write_flow_file(self.rt, session_id, self.data_dir / "flow")
+                path = await self.write_flow(session_id, self.data_dir / "flow")
                 self.platform.say(f"Prompt flow: {path}")
             elif name == "/compare":
                 await self.compare(rest)
