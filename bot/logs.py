@@ -11,6 +11,7 @@ import time
 from pydantic import SecretStr
 
 from bot.settings import Settings
+from core.logcontext import GenerationContext
 
 # Signed URL query parameters (S3 presigned, Slack files) never reach a log line.
 _SIGNED_QUERY = re.compile(r"([?&](?:X-Amz-[A-Za-z-]+|Signature|sig|token)=)[^&\s\"']+")
@@ -48,9 +49,23 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for key in ("generation_id", "session_id"):
-            if hasattr(record, key):
+            if getattr(record, key, None) is not None:
                 entry[key] = getattr(record, key)
         return json.dumps(entry, ensure_ascii=False)
+
+
+class PlainFormatter(logging.Formatter):
+    """`time level logger: message [generation=… session=…]`."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = [f"{name}={getattr(record, key)}"
+               for key, name in (("generation_id", "generation"), ("session_id", "session"))
+               if getattr(record, key, None) is not None]
+        return f"{line} [{' '.join(ids)}]" if ids else line
 
 
 def settings_secrets(settings: Settings) -> list[str]:
@@ -66,10 +81,11 @@ def configure_logging(settings: Settings, stream: object = None) -> None:
     """Root logging for an Easel process (stderr, so stdout stays the user's)."""
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
     handler.addFilter(RedactSecrets(settings_secrets(settings)))
+    handler.addFilter(GenerationContext())
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(PlainFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

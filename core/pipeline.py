@@ -328,6 +328,8 @@ class _Run:
         )
         if row is None:
             raise LeaseLost()
+        log.info("succeeded with %s in %.2fs, %d credits", self.model.name, elapsed_s,
+                 self.job.cost)
         await self.reporter.final(
             success_view(
                 model=self.model.display_name,
@@ -349,6 +351,8 @@ class _Run:
                 q.REQUEUE, job.id, job.claims, delay_s, error.kind, error.user_message
             )
             if requeued is not None:
+                log.info("%s error; retrying in %.1fs (attempt %d of %d)", error.kind, delay_s,
+                         job.attempts + 1, job.max_attempts)
                 await q.notify(self.rt.pool, job.id)
                 await self.reporter.show(
                     progress_view(
@@ -377,6 +381,7 @@ class _Run:
         )
         if row is None:
             return  # someone else finished it
+        log.warning("failed (%s) and refunded after %d attempt(s)", error.kind, self.job.attempts)
         await self.reporter.final(
             failure_view(
                 message=error.user_message,

@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from core import generations as q
+from core.logcontext import current_generation, current_session
 from core.pipeline import Pipeline
 from core.runtime import Runtime
 
@@ -96,6 +97,9 @@ class Worker:
         return len(jobs)
 
     async def _run_one(self, job: q.Job) -> None:
+        # Each task has its own context: every log line of this job carries its ids.
+        current_generation.set(job.id)
+        current_session.set(job.session_id)
         try:
             await self.pipeline.run(job)
         finally:
