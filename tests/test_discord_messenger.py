@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import discord
 import discord.http
@@ -23,7 +25,7 @@ from core.models import (
     StatusView,
     ThreadRef,
 )
-from tests.fakes.discord_models import FakeMessage
+from tests.fakes.discord_models import READ_MESSAGE_HISTORY, FakeMessage
 from tests.fakes.discord_server import FakeDiscord
 
 GENERATION_ID = 42
@@ -293,3 +295,92 @@ async def test_upload_refused_by_discord_propagates(
         await messenger.post_image(thread, delivery(png(64, 48)))
     assert refused.value.status == 413 and refused.value.code == 40005
     assert [m for m in fake.channel_messages(int(thread.thread)) if m.author.bot] == []
+
+
+async def test_find_image_returns_the_message_post_image_posted(
+        fake: FakeDiscord, messenger: DiscordMessenger, thread: ThreadRef) -> None:
+    await messenger.post_status(thread, working(Stage.RECEIVED))
+    posted = await messenger.post_image(thread, delivery(png(64, 48)))
+    await fake.send_message(int(thread.thread), fake.user, "make it darker")
+    assert await messenger.find_image(thread, GENERATION_ID) == posted
+    [read] = fake.requests_to("GET", "/channels/{channel_id}/messages")
+    assert read.path == f"/channels/{thread.thread}/messages" and read.query == {"limit": "100"}
+
+
+async def test_find_image_matches_the_generation_exactly_and_only_the_bots_messages(
+        fake: FakeDiscord, messenger: DiscordMessenger, thread: ThreadRef) -> None:
+    posted = await messenger.post_image(thread, delivery(png(8, 8), generation_id=123))
+    # The status of generation 12 carries "Generation #12"; a person uploads "easel-12.png".
+    await messenger.post_status(thread, StatusView(Stage.DONE, "Done", generation_id=12))
+    await fake.send_message(int(thread.thread), fake.user, "mine",
+                            attachments=[("easel-12.png", png(8, 8))])
+    assert await messenger.find_image(thread, 12) is None
+    assert await messenger.find_image(thread, 23) is None
+    assert await messenger.find_image(thread, 123) == posted
+
+
+async def test_find_image_in_an_empty_thread_is_none(
+        fake: FakeDiscord, messenger: DiscordMessenger, thread: ThreadRef) -> None:
+    assert await messenger.find_image(thread, GENERATION_ID) is None
+    await messenger.post_text(thread, "easel-42.png")
+    assert await messenger.find_image(thread, GENERATION_ID) is None
+
+
+async def test_find_image_recognises_the_reencoded_and_the_linked_image(
+        fake: FakeDiscord, thread: ThreadRef) -> None:
+    noisy = png(400, 300, noisy=True)
+    shrinking = DiscordMessenger(fake.token, api_base_url=fake.api_base,
+                                 filesize_limit_bytes=120_000)
+    linking = DiscordMessenger(fake.token, api_base_url=fake.api_base, filesize_limit_bytes=300)
+    try:
+        shrunk = await shrinking.post_image(thread, delivery(noisy, generation_id=7))
+        linked = await linking.post_image(thread, delivery(noisy, generation_id=8))
+        assert await linking.find_image(thread, 7) == shrunk
+        assert await shrinking.find_image(thread, 8) == linked
+        assert await linking.find_image(thread, 9) is None
+    finally:
+        await shrinking.close()
+        await linking.close()
+    message = fake.messages[int(linked.message_id)]
+    assert message.attachments == []
+    assert message.embeds[0]["footer"]["text"] == "Generation #8 · too large to attach, linked above"
+
+
+async def test_find_image_pages_back_through_a_busy_channel(
+        fake: FakeDiscord, messenger: DiscordMessenger) -> None:
+    place = ThreadRef("discord", str(fake.guild.id), str(fake.channel.id), "")
+    posted = await messenger.post_image(place, delivery(png(8, 8)))
+    for i in range(150):
+        await fake.send_message(fake.channel.id, fake.user, f"chatter {i}")
+    assert await messenger.find_image(place, GENERATION_ID) == posted
+    reads = fake.requests_to("GET", "/channels/{channel_id}/messages")
+    oldest_on_first_page = fake.channel_messages(fake.channel.id)[-100].id
+    assert [r.query for r in reads] == [
+        {"limit": "100"}, {"limit": "100", "before": str(oldest_on_first_page)}]
+    assert await messenger.find_image(place, 43) is None
+    assert len(fake.requests_to("GET", "/channels/{channel_id}/messages")) == 4
+
+
+async def test_fake_history_pages_like_discord(fake: FakeDiscord, thread: ThreadRef) -> None:
+    channel_id = int(thread.thread)
+    ids = [(await fake.send_message(channel_id, fake.user, f"m{i}")).id for i in range(10)]
+
+    def listed(page: list[Any]) -> list[int]:
+        return [int(m["id"]) for m in page]
+
+    with fake.discord_py_overrides():
+        http = discord.http.HTTPClient(asyncio.get_running_loop())
+        await http.static_login(fake.token)
+        try:
+            assert listed(await http.logs_from(channel_id, 3)) == ids[:-4:-1]  # newest first
+            assert listed(await http.logs_from(channel_id, 3, before=ids[5])) == ids[4:1:-1]
+            # The oldest three after ids[2], still listed newest first.
+            assert listed(await http.logs_from(channel_id, 3, after=ids[2])) == ids[5:2:-1]
+            assert listed(await http.logs_from(channel_id, 4, around=ids[5])) == ids[6:2:-1]
+            with pytest.raises(discord.HTTPException) as refused:
+                await http.logs_from(channel_id, 101)
+            assert (refused.value.status, refused.value.code) == (400, 50035)
+            fake.bot_permissions &= ~READ_MESSAGE_HISTORY  # Discord then shows no messages
+            assert await http.logs_from(channel_id, 3) == []
+        finally:
+            await http.close()

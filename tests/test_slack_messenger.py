@@ -187,3 +187,68 @@ async def test_close_then_reuse(fake: FakeSlack, messenger: SlackMessenger) -> N
     await messenger.post_text(thread, "two")
     assert messenger.client.base_url == fake.api_url
     assert [m.text for m in fake.thread_messages(CHANNEL, thread.thread)][1:] == ["one", "two"]
+
+
+def image_of(generation_id: int, content_type: str = "image/png") -> ImageDelivery:
+    data = b"\x89PNG\r\n\x1a\n" + generation_id.to_bytes(4, "big") * 64
+    return ImageDelivery(generation_id, f"images/{generation_id}.png", content_type, len(data),
+                         data, None, "sketch · 2 credits · 1.0s", "sketch", 2, 1.0, PROMPT,
+                         buttons=buttons(generation_id))
+
+
+async def test_find_image_returns_the_message_post_image_posted(
+        fake: FakeSlack, messenger: SlackMessenger) -> None:
+    thread = await thread_of(fake, messenger)
+    await messenger.post_status(thread, STAGES[0])
+    posted = await messenger.post_image(thread, image_of(42, "image/webp"))
+    fake.message_event("make it darker", channel=CHANNEL, thread_ts=thread.thread)
+    assert await messenger.find_image(thread, 42) == posted
+    [replies] = fake.calls("conversations.replies")
+    assert (replies.args["ts"], replies.args["limit"]) == (thread.thread, "200")
+
+
+async def test_find_image_matches_the_generation_exactly_and_only_the_bots_files(
+        fake: FakeSlack, messenger: SlackMessenger) -> None:
+    thread = await thread_of(fake, messenger)
+    posted = await messenger.post_image(thread, image_of(123))
+    # A person re-uploads a file with the name the bot would give generation 12.
+    copy = fake.upload_user_file("easel-12.png", b"\x89PNG copy")
+    fake.message_event("look", channel=CHANNEL, thread_ts=thread.thread, files=[copy])
+    assert await messenger.find_image(thread, 12) is None
+    assert await messenger.find_image(thread, 1) is None
+    assert await messenger.find_image(thread, 123) == posted
+    assert len(fake.calls("auth.test")) == 1  # the bot's identity is asked once
+
+
+async def test_find_image_in_an_empty_thread_is_none(
+        fake: FakeSlack, messenger: SlackMessenger) -> None:
+    thread = await thread_of(fake, messenger)
+    assert await messenger.find_image(thread, 42) is None
+    await messenger.post_status(thread, STAGES[-1])  # status and text carry no file
+    await messenger.post_text(thread, "easel-42.png")
+    assert await messenger.find_image(thread, 42) is None
+    gone = ThreadRef("slack", fake.ident.team_id, CHANNEL, "1600000000.000100")
+    assert await messenger.find_image(gone, 42) is None  # Slack: thread_not_found
+
+
+async def test_find_image_reads_every_page_of_a_long_thread(
+        fake: FakeSlack, messenger: SlackMessenger) -> None:
+    thread = await thread_of(fake, messenger)
+    for i in range(450):
+        fake.workspace.add_message(CHANNEL, "U0PERSON", f"reply {i}", thread_ts=thread.thread)
+    posted = await messenger.post_image(thread, image_of(7))
+    assert await messenger.find_image(thread, 7) == posted
+    cursors = [c.args.get("cursor") for c in fake.calls("conversations.replies")]
+    assert cursors == [None, "200", "400"]
+
+
+async def test_find_image_without_a_thread_reads_the_channel_history(
+        fake: FakeSlack, messenger: SlackMessenger) -> None:
+    place = ThreadRef("slack", fake.ident.team_id, CHANNEL, "")
+    posted = await messenger.post_image(place, image_of(5))
+    other = await thread_of(fake, messenger)
+    await messenger.post_image(other, image_of(6))  # a reply: not in the channel's history
+    assert posted.thread == "" and await messenger.find_image(place, 5) == posted
+    assert await messenger.find_image(place, 6) is None
+    assert fake.calls("conversations.replies") == []
+    assert {c.args["limit"] for c in fake.calls("conversations.history")} == {"200"}

@@ -30,6 +30,12 @@ MAX_RATELIMIT_WAIT_S = 30.0
 # Captions may name the requester; nobody else (and never @everyone) gets pinged.
 ALLOWED_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True)
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+# find_image reads the newest messages only: the image it looks for was posted minutes ago.
+HISTORY_PAGE_SIZE = 100  # Discord's maximum per request
+MAX_HISTORY_PAGES = 5
+# Appended to the embed footer of an image posted as a link: with no attachment to name, the
+# footer is what find_image recognises (status embeds carry a bare "Generation #<id>").
+LINK_FOOTER_NOTE = "too large to attach, linked above"
 
 
 class SecretWithheldError(RuntimeError):
@@ -47,6 +53,7 @@ class DiscordMessenger:
         self._api_base_url = api_base_url.rstrip("/") if api_base_url else None
         self.filesize_limit_bytes = filesize_limit_bytes
         self._http: HTTPClient | None = None
+        self._user_id: str | None = None  # the bot's own user id, from the login
         self._start_lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -61,11 +68,11 @@ class DiscordMessenger:
                               max_ratelimit_timeout=MAX_RATELIMIT_WAIT_S)
             try:
                 async with self._scrubbed():
-                    await http.static_login(self._token)
+                    me = await http.static_login(self._token)
             except BaseException:
                 await http.close()
                 raise
-            self._http = http
+            self._http, self._user_id = http, str(me["id"])
 
     async def close(self) -> None:
         if self._http is not None:
@@ -98,7 +105,7 @@ class DiscordMessenger:
             note = (f"re-encoded as JPEG ({_size(len(data))} → "
                     f"{_size(len(shrunk))}) to fit Discord's upload limit")
             data, content_type = shrunk, "image/jpeg"
-        filename = f"easel-{image.generation_id}.{_EXTENSIONS.get(content_type, 'png')}"
+        filename = image_filename(image.generation_id, content_type)
         fields: dict[str, Any] = {}
         if image.caption:
             fields["content"] = render.truncate(image.caption, render.CONTENT_MAX)
@@ -109,6 +116,30 @@ class DiscordMessenger:
             view=render.components(image.buttons),
             **fields,
         )
+
+    async def find_image(self, thread: ThreadRef, generation_id: int) -> MessageRef | None:
+        """The image message `post_image` already posted for this generation in this thread,
+        if any (a worker may have died after posting it and before recording it)."""
+        http = await self._client()
+        channel_id = int(thread.thread or thread.channel)
+        names = {image_filename(generation_id, t) for t in _EXTENSIONS}
+        footer = link_footer(generation_id)
+        before: int | None = None
+        for _ in range(MAX_HISTORY_PAGES):
+            async with self._scrubbed():
+                page = await http.logs_from(channel_id, HISTORY_PAGE_SIZE, before=before)
+            for message in page:  # newest first
+                if str(message["author"]["id"]) != self._user_id:
+                    continue
+                attached = {a["filename"] for a in message.get("attachments", [])}
+                footers = {e["footer"]["text"] for e in message.get("embeds", []) if "footer" in e}
+                if attached & names or footer in footers:
+                    return MessageRef(channel=thread.channel, message_id=str(message["id"]),
+                                      thread=thread.thread)
+            if len(page) < HISTORY_PAGE_SIZE:
+                return None
+            before = int(page[-1]["id"])
+        return None
 
     async def post_text(self, thread: ThreadRef, text: str) -> MessageRef:
         """Post plain text; longer than one message allows, it is split at line breaks and
@@ -130,8 +161,9 @@ class DiscordMessenger:
         caption = render.truncate(image.caption, room) if room > 0 and image.caption else ""
         content = render.truncate(f"{caption}\n{notice}" if caption else notice,
                                   render.CONTENT_MAX)
-        return await self._post(thread, content=content,
-                                embed=render.image_embed(image, attachment_name=None),
+        embed = render.image_embed(image, attachment_name=None)
+        embed.set_footer(text=link_footer(image.generation_id))
+        return await self._post(thread, content=content, embed=embed,
                                 view=render.components(image.buttons))
 
     async def _post(self, thread: ThreadRef, **fields: Any) -> MessageRef:
@@ -163,6 +195,16 @@ class DiscordMessenger:
                     "its message was withheld because it contained the bot token"
                 ) from None
             raise
+
+
+def image_filename(generation_id: int, content_type: str) -> str:
+    """`easel-<generation>.<ext>`: the attachment's name, which find_image matches exactly."""
+    return f"easel-{generation_id}.{_EXTENSIONS.get(content_type, 'png')}"
+
+
+def link_footer(generation_id: int) -> str:
+    """The embed footer of an image posted as a link, which find_image matches exactly."""
+    return f"Generation #{generation_id} · {LINK_FOOTER_NOTE}"
 
 
 def _split(text: str, limit: int) -> list[str]:

@@ -10,9 +10,11 @@ method URL and Slack's answer, never the token.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -32,6 +34,11 @@ log = logging.getLogger("easel.slack")
 RATE_LIMIT_RETRIES = 5
 BUTTONS_FALLBACK_TEXT = "More options for this image"
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+# find_image reads a thread whole (oldest first); a channel without a thread only its newest
+# pages, since the image it looks for was posted minutes ago.
+HISTORY_PAGE_SIZE = 200
+MAX_THREAD_PAGES = 50
+MAX_CHANNEL_PAGES = 5
 
 
 class SlackMessenger:
@@ -46,6 +53,7 @@ class SlackMessenger:
             self._client = AsyncWebClient(token=token)
         self._client.retry_handlers.append(
             AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
+        self._identity: tuple[str, str] | None = None  # (user id, bot id) from auth.test
 
     @property
     def client(self) -> AsyncWebClient:
@@ -93,7 +101,7 @@ class SlackMessenger:
         client = await self._api()
         upload = await client.files_upload_v2(
             channel=thread.channel, thread_ts=thread.thread or None, content=image.data,
-            filename=image_filename(image), title=f"Easel image {image.generation_id}",
+            filename=image_filename(image), title=image_title(image.generation_id),
             initial_comment=image_caption(image))
         file: dict[str, Any] = upload.get("file") or {}
         image_ts = shared_ts(file, thread.channel)
@@ -112,11 +120,65 @@ class SlackMessenger:
             log.warning("Slack did not say where file %s was shared", file.get("id"))
         return MessageRef(thread.channel, message_id, thread.thread)
 
+    async def find_image(self, thread: ThreadRef, generation_id: int) -> MessageRef | None:
+        """The image message `post_image` already posted for this generation in this thread,
+        if any (a worker may have died after posting it and before recording it)."""
+        user_id, bot_id = await self._bot_identity()
+        names = image_filenames(generation_id)
+        title = image_title(generation_id)
+        async for message in self._history(thread):
+            if message.get("user") != user_id and message.get("bot_id") != bot_id:
+                continue
+            files = message.get("files") or []
+            if any(f.get("name") in names or f.get("title") == title for f in files):
+                return MessageRef(thread.channel, str(message["ts"]), thread.thread)
+        return None
+
+    async def _bot_identity(self) -> tuple[str, str]:
+        if self._identity is None:
+            client = await self._api()
+            auth = await client.auth_test()
+            self._identity = (str(auth.get("user_id") or ""), str(auth.get("bot_id") or ""))
+        return self._identity
+
+    async def _history(self, thread: ThreadRef) -> AsyncIterator[dict[str, Any]]:
+        """The thread's messages oldest first, or the channel's newest first when no thread."""
+        client = await self._api()
+        cursor: str | None = None
+        for _ in range(MAX_THREAD_PAGES if thread.thread else MAX_CHANNEL_PAGES):
+            if thread.thread:
+                try:
+                    page = await client.conversations_replies(
+                        channel=thread.channel, ts=thread.thread, limit=HISTORY_PAGE_SIZE,
+                        cursor=cursor)
+                except SlackApiError as err:
+                    if err.response.get("error") == "thread_not_found":
+                        return  # a thread that is gone holds no image
+                    raise
+            else:
+                page = await client.conversations_history(
+                    channel=thread.channel, limit=HISTORY_PAGE_SIZE, cursor=cursor)
+            for message in page.get("messages") or []:
+                yield message
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or cursor is None:
+                return
+
 
 def image_filename(image: ImageDelivery) -> str:
     """`easel-<generation>.<ext>` from the image's content type."""
     extension = EXTENSIONS.get(image.content_type, "png")
     return f"easel-{image.generation_id}.{extension}"
+
+
+def image_filenames(generation_id: int) -> set[str]:
+    """Every name `image_filename` can give this generation's image, whatever its type."""
+    return {f"easel-{generation_id}.{extension}" for extension in EXTENSIONS.values()}
+
+
+def image_title(generation_id: int) -> str:
+    """The title the uploaded file carries; matched exactly, like the name."""
+    return f"Easel image {generation_id}"
 
 
 def shared_ts(file: dict[str, Any], channel: str) -> str | None:

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from tests.fakes.discord_history import history_limit, history_page
 from tests.fakes.discord_limits import PAYLOAD, UPLOADS, DiscordError, json_response
 from tests.fakes.discord_models import (
     CREATE_PUBLIC_THREADS,
     PUBLIC_THREAD,
+    READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
     SEND_MESSAGES_IN_THREADS,
     FakeChannel,
@@ -226,10 +228,11 @@ class RestApi(WebhookRoutes):
 
     async def get_messages(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
-        limit = int(request.query.get("limit", "50"))
+        limit = history_limit(request.query)
+        if not self.fake.bot_permissions & READ_MESSAGE_HISTORY:
+            return json_response([])  # Discord shows no messages rather than refusing
         found = [m for m in self.fake.channel_messages(channel.id) if not m.ephemeral]
-        found.reverse()  # newest first, as Discord answers
-        return json_response([m.payload() for m in found[:limit]])
+        return json_response([m.payload() for m in history_page(found, request.query, limit)])
 
     async def post_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)

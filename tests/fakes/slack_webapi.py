@@ -75,6 +75,7 @@ class SlackWorkspace:
             "chat.delete": self.chat_delete,
             "conversations.info": self.conversations_info,
             "conversations.replies": self.conversations_replies,
+            "conversations.history": self.conversations_history,
             "users.info": self.users_info,
             "files.getUploadURLExternal": self.files_get_upload_url,
             "files.completeUploadExternal": self.files_complete_upload,
@@ -222,6 +223,24 @@ class SlackWorkspace:
         return {"messages": [m.to_api(self.ident.team_id, count if m.ts == thread_ts else 0)
                              for m in page],
                 "has_more": bool(next_cursor), "response_metadata": {"next_cursor": next_cursor}}
+
+    def conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The channel's top-level messages (thread roots included, replies not), newest
+        first, `limit` per page with an offset cursor."""
+        channel = self.channel(str(args.get("channel", "")))
+        if not channel.is_member:
+            raise ApiError("not_in_channel")
+        top = [m for m in reversed(self.messages) if m.channel == channel.id and not m.deleted
+               and (m.thread_ts is None or m.thread_ts == m.ts)]
+        start, limit = int(args.get("cursor") or 0), int(args.get("limit") or 100)
+        page = top[start:start + limit]
+        next_cursor = str(start + limit) if start + limit < len(top) else ""
+        replies = {m.ts: sum(1 for r in self.messages if r.channel == channel.id
+                             and not r.deleted and r.thread_ts == m.ts and r.ts != m.ts)
+                   for m in page}
+        return {"messages": [m.to_api(self.ident.team_id, replies[m.ts]) for m in page],
+                "has_more": bool(next_cursor), "pin_count": 0,
+                "response_metadata": {"next_cursor": next_cursor}}
 
     def users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = str(args.get("user", ""))
