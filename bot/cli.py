@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from bot.logs import configure_logging
 
+    if args.command == "chat" and "log_level" not in settings.model_fields_set:
+        # The terminal is the chat: only warnings interrupt it unless asked otherwise.
+        settings = settings.model_copy(update={"log_level": "WARNING"})
     configure_logging(settings)
     try:
         return asyncio.run(_command(args)(settings, args))

@@ -53,6 +53,12 @@ FROM (SELECT $1::bigint AS id) want LEFT JOIN generations p ON p.id = want.id
 """
 
 
+STORED_OUTPUT = """
+SELECT object_key, content_type, size_bytes FROM assets
+WHERE generation_id = $1 AND kind = 'output' ORDER BY idx LIMIT 1
+"""
+
+
 class LeaseLost(Exception):
     """Another worker owns this generation now; stop without writing anything."""
 
@@ -125,6 +131,11 @@ class _Run:
         if job.image_message is not None:  # delivered before a crash: only settle
             await self._succeed(job.image_message.to_json(), elapsed_s=self._elapsed())
             return
+        if job.stage is Stage.FINALIZING:  # made and stored before a crash: deliver it once
+            stored_output = await self._stored_output()
+            if stored_output is not None:
+                await self._finalize(*stored_output, recovered=True)
+                return
         await self._show(Stage.UNDERSTANDING)
         context = await self._load_context()
         self._done(Stage.UNDERSTANDING, {})
@@ -162,27 +173,42 @@ class _Run:
             Stage.FINALIZING, asset=(key, stored.content_type, stored.size_bytes, stored.sha256)
         )
 
+        await self._finalize(key, stored.content_type, stored.size_bytes, recovered=False)
+
+    async def _finalize(
+        self, key: str, content_type: str, size_bytes: int, *, recovered: bool
+    ) -> None:
+        """Post the stored image into the thread (once), then settle and say so."""
+        job = self.job
         await self._show(Stage.FINALIZING)
         elapsed_s = self._elapsed()
-        delivery = ImageDelivery(
-            generation_id=job.id,
-            object_key=key,
-            content_type=stored.content_type,
-            size_bytes=stored.size_bytes,
-            data=await self.rt.store.get(key),
-            url=await self.rt.store.url(key, self.p.config.url_ttl_s),
-            caption=f"{self.model.display_name} · {job.cost} credits · {elapsed_s:.1f}s",
-            model=self.model.display_name,
-            cost=job.cost,
-            elapsed_s=elapsed_s,
-            refined_prompt=self.refined_prompt or "",
-            buttons=self._buttons(),
-        )
         if job.compare_group:  # the group's finisher posts every member side by side
             await self._succeed(None, elapsed_s=elapsed_s)
             return
-        posted = await self.reporter.platform.post_image(job.thread, delivery)
+        platform = self.reporter.platform
+        # A worker that died after posting but before recording it: the image is there.
+        posted = await platform.find_image(job.thread, job.id) if recovered else None
+        if posted is None:
+            delivery = ImageDelivery(
+                generation_id=job.id,
+                object_key=key,
+                content_type=content_type,
+                size_bytes=size_bytes,
+                data=await self.rt.store.get(key),
+                url=await self.rt.store.url(key, self.p.config.url_ttl_s),
+                caption=f"{self.model.display_name} · {job.cost} credits · {elapsed_s:.1f}s",
+                model=self.model.display_name,
+                cost=job.cost,
+                elapsed_s=elapsed_s,
+                refined_prompt=self.refined_prompt or "",
+                buttons=self._buttons(),
+            )
+            posted = await platform.post_image(job.thread, delivery)
         await self._succeed(posted.to_json(), elapsed_s=elapsed_s)
+
+    async def _stored_output(self) -> tuple[str, str, int] | None:
+        row = await self.rt.pool.fetchrow(STORED_OUTPUT, self.job.id)
+        return (row["object_key"], row["content_type"], row["size_bytes"]) if row else None
 
     async def _load_context(self) -> _Context:
         job = self.job

@@ -43,6 +43,11 @@ class ChatPlatform(Protocol):
         """Post a plain message in the thread (links, notices)."""
         ...
 
+    async def find_image(self, thread: ThreadRef, generation_id: int) -> MessageRef | None:
+        """The image message `post_image` already posted for this generation, if any
+        (a worker may have died after posting it and before recording it)."""
+        ...
+
 
 class ImageProvider(Protocol):
     """One image API. Raises `core.errors.ProviderError` subclasses on failure."""

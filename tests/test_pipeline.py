@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
@@ -227,3 +228,38 @@ async def test_final_status_is_delivered_despite_failing_edits(
 
 async def test_images_result_type_is_used(pool: asyncpg.Pool, images_dir: Path) -> None:
     assert Images(()).images == ()
+
+
+class _DiesWhilePosting(FakeChat):
+    """Posts (or not) and then dies, as a worker killed around the image post would."""
+
+    def __init__(self, *, posts_first: bool) -> None:
+        super().__init__()
+        self.posts_first = posts_first
+        self.deaths = 1
+
+    async def post_image(self, thread, image):  # type: ignore[no-untyped-def]
+        if self.deaths and not self.posts_first:
+            self.deaths -= 1
+            raise asyncio.CancelledError()
+        posted = await super().post_image(thread, image)
+        if self.deaths:
+            self.deaths -= 1
+            raise asyncio.CancelledError()
+        return posted
+
+
+@pytest.mark.parametrize("posts_first", [True, False])
+async def test_a_worker_dying_around_the_post_delivers_the_image_once(
+    pool: asyncpg.Pool, images_dir: Path, posts_first: bool
+) -> None:
+    chat = _DiesWhilePosting(posts_first=posts_first)
+    provider = ScriptedProvider()
+    rt = make_runtime(pool, images_dir, chat=chat, providers={"sketch": provider})
+    await _ask(Easel(rt), chat, "a kite")
+    await Worker(rt).run_until_empty()
+    assert len(chat.images(thread())) == 1
+    assert len(provider.requests) == 1, "the stored image is delivered, not made again"
+    assert await pool.fetchval("SELECT status FROM generations") == "succeeded"
+    assert await pool.fetchval("SELECT count(*) FROM ledger WHERE kind = 'confirm'") == 1
+    assert await ledger_ok(pool) == []

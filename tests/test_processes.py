@@ -787,9 +787,6 @@ class GatedSlack(FakeSlack):
         return response
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core posts the image, then records it: a worker killed in between leaves its "
-    "successor to post the image again (needs an idempotent delivery in the core)"))
 async def test_a_worker_killed_while_posting_the_image_posts_it_once(
     database_url: str, pool: asyncpg.Pool, openai: SlowOpenAI, procs: EaselProcesses,
     tmp_path: Path,

@@ -46,6 +46,12 @@ class ConsolePlatform:
         self._line(f"🖼  Image: {where}")
         return MessageRef(thread.channel, f"image-{next(self._ids)}", thread.thread)
 
+    async def find_image(self, thread: ThreadRef, generation_id: int) -> MessageRef | None:
+        for image in self.images:
+            if image.generation_id == generation_id:
+                return MessageRef(thread.channel, f"image-of-{generation_id}", thread.thread)
+        return None
+
     async def post_text(self, thread: ThreadRef, text: str) -> MessageRef:
         self._line(text)
         return MessageRef(thread.channel, f"text-{next(self._ids)}", thread.thread)

@@ -62,6 +62,12 @@ class FakeChat:
         self.thread(thread).append(shown)
         return MessageRef(thread.channel, shown.id, thread.thread)
 
+    async def find_image(self, thread: ThreadRef, generation_id: int) -> MessageRef | None:
+        for shown in self.thread(thread):
+            if shown.image is not None and shown.image.generation_id == generation_id:
+                return MessageRef(thread.channel, shown.id, thread.thread)
+        return None
+
     async def post_text(self, thread: ThreadRef, text: str) -> MessageRef:
         shown = Shown(str(next(self._ids)), "text", [text])
         self.thread(thread).append(shown)
