@@ -491,20 +491,18 @@ async def test_two_workers_and_web_finish_300_generations_once_despite_a_sigkill
     assert len(rows) == TOTAL
     assert all((r["status"], r["confirms"], r["releases"]) == ("confirmed", 1, 0) for r in rows)
     # What people see: one image per thread, and every status message ends in Done.
-    # Known gap (see test_a_worker_killed_while_posting_the_image_posts_it_once): a worker
-    # killed between posting the image and recording it leaves its successor to post again.
+    # A worker killed after marking its generation succeeded but before its final edit
+    # leaves the status message at "Finalizing" (the image is there): a known gap.
     uploads = {s.generation_id: len(uploads_in(run.slack, s.thread)) for s in run.sent}
     last = {s.generation_id: status_texts(run.slack, s)[-1] for s in run.sent}
     print(f"300 generations in {run.seconds:.1f}s; worker-1 killed with "
           f"{len(run.killed_inflight)} in flight; {len(run.delivering)} being delivered; "
-          f"threads with two images: {sorted(g for g, n in uploads.items() if n > 1)}")
+          f"threads with two images: {sorted(g for g, n in uploads.items() if n > 1)}; "
+          f"left at Finalizing: {sorted(g for g, t in last.items() if not t.startswith('✅'))}")
     for generation_id in uploads:
-        if generation_id in run.delivering:
-            assert 1 <= uploads[generation_id] <= 2
-            assert last[generation_id].startswith(("✅ Done", "📦 Finalizing"))
-        else:
-            assert uploads[generation_id] == 1, (generation_id, uploads[generation_id])
-            assert last[generation_id].startswith("✅ Done"), (generation_id, last[generation_id])
+        assert uploads[generation_id] == 1, (generation_id, uploads[generation_id])
+        done_words = ("✅ Done", "📦 Finalizing") if generation_id in run.delivering else "✅ Done"
+        assert last[generation_id].startswith(done_words), (generation_id, last[generation_id])
     # Both workers did some of the work; what worker-1 held when it died was finished again.
     done = {worker_pid(r["id"]): r["done_count"]
             for r in await pool.fetch("SELECT id, done_count FROM workers")}
@@ -758,7 +756,7 @@ async def test_heartbeat_does_not_stop_a_task_whose_job_it_just_finished(
     assert final_edit.cancelled()
 
 
-# --- a known gap: delivery to Slack is at least once ------------------------------------
+# --- delivery once, even when the worker dies right after posting ------------------------
 
 
 class GatedSlack(FakeSlack):
