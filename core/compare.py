@@ -173,6 +173,9 @@ async def finish_group(rt: Runtime, group: str) -> bool:
     reporter = StatusReporter(platform, thread, message, 0)
     await reporter.final(group_view(rt, group_members, final=True))
     await rt.pool.execute("UPDATE compare_groups SET finished_at = now() WHERE id = $1", group)
+    await rt.pool.execute(
+        "UPDATE generations SET final_shown_at = now() WHERE compare_group = $1", group
+    )
     return True
 
 

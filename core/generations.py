@@ -64,6 +64,8 @@ WITH g AS (
 SELECT id FROM g
 """
 
+MARK_SHOWN = "UPDATE generations SET final_shown_at = now() WHERE id = ANY($1::bigint[])"
+
 HEARTBEAT = """
 UPDATE generations g SET locked_until = now() + make_interval(secs => $2)
 FROM unnest($3::bigint[], $4::int[]) AS held(id, claims)
@@ -71,11 +73,19 @@ WHERE g.id = held.id AND g.claims = held.claims AND g.status = 'running' AND g.l
 RETURNING g.id
 """
 
+# Parks the job until its webhook; when the webhook came first (a fast model), the
+# job is queued at once instead.
 PARK = """
-UPDATE generations SET status = 'waiting', external_id = $3, locked_by = NULL,
-    locked_until = NULL, run_after = now() + make_interval(secs => $4)
+WITH early AS (
+    SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE external_id = $3) AS arrived
+)
+UPDATE generations SET
+    status = CASE WHEN early.arrived THEN 'queued' ELSE 'waiting' END::generation_status,
+    external_id = $3, locked_by = NULL, locked_until = NULL,
+    run_after = CASE WHEN early.arrived THEN now() ELSE now() + make_interval(secs => $4) END
+FROM early
 WHERE id = $1 AND claims = $2 AND status = 'running'
-RETURNING id
+RETURNING id, early.arrived
 """
 
 REQUEUE = """

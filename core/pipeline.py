@@ -29,6 +29,7 @@ from core.models import (
     Refinement,
     RefineRequest,
     Stage,
+    StatusView,
     Turn,
 )
 from core.runtime import Runtime
@@ -77,6 +78,9 @@ class Pipeline:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.config = runtime.config
+        # Generations whose final status edit was delivered; the worker writes them down
+        # in batches (a crash before that only means one more, identical, edit).
+        self.shown: list[int] = []
 
     async def run(self, job: q.Job) -> None:
         """Take `job` as far as it goes: succeeded, failed, parked or requeued."""
@@ -326,11 +330,13 @@ class _Run:
         self._unwritten = []
 
     async def _park(self, external_id: str) -> None:
-        row = await self.rt.pool.fetchval(
+        row = await self.rt.pool.fetchrow(
             q.PARK, self.job.id, self.job.claims, external_id, self.p.config.webhook_grace_s
         )
         if row is None:
             raise LeaseLost()
+        if row["arrived"]:  # its webhook beat us here: queued again already
+            await q.notify(self.rt.pool, self.job.id)
         view = progress_view(
             Stage.GENERATING,
             model=self.model.display_name,
@@ -356,7 +362,7 @@ class _Run:
             raise LeaseLost()
         log.info("succeeded with %s in %.2fs, %d credits", self.model.name, elapsed_s,
                  self.job.cost)
-        await self.reporter.final(
+        await self._final(
             success_view(
                 model=self.model.display_name,
                 cost=self.job.cost,
@@ -408,7 +414,7 @@ class _Run:
         if row is None:
             return  # someone else finished it
         log.warning("failed (%s) and refunded after %d attempt(s)", error.kind, self.job.attempts)
-        await self.reporter.final(
+        await self._final(
             failure_view(
                 message=error.user_message,
                 model=self.model.display_name,
@@ -416,6 +422,10 @@ class _Run:
                 generation_id=self.job.id,
             )
         )
+
+    async def _final(self, view: StatusView) -> None:
+        if await self.reporter.final(view):
+            self.p.shown.append(self.job.id)
 
     async def give_back(self) -> None:
         """On shutdown: put the job back in the queue for another worker, at once."""

@@ -18,7 +18,7 @@ from core.compare import finish_group, finish_stranded_groups
 from core.credits import confirm, release
 from core.errors import EaselError, GenerationTimedOut, WorkerLost
 from core.runtime import Runtime
-from core.status import StatusReporter, failure_view
+from core.status import StatusReporter, failure_view, success_view
 
 log = logging.getLogger("easel.sweeper")
 
@@ -65,6 +65,16 @@ LIMIT 1000
 """
 
 
+# Finished, but nobody is known to have told the thread (a worker died in between).
+UNSHOWN = """
+SELECT g.*, s.workspace, s.channel, s.thread FROM generations g
+JOIN sessions s ON s.id = g.session_id
+WHERE g.final_shown_at IS NULL AND g.finished_at IS NOT NULL AND g.compare_group IS NULL
+  AND g.finished_at < now() - make_interval(secs => $1)
+ORDER BY g.finished_at LIMIT 200
+"""
+
+
 @dataclass(frozen=True)
 class SweepReport:
     requeued: int = 0
@@ -72,6 +82,7 @@ class SweepReport:
     failed: int = 0
     settled: int = 0
     groups: int = 0
+    shown: int = 0
 
 
 async def sweep(rt: Runtime) -> SweepReport:
@@ -95,7 +106,8 @@ async def sweep(rt: Runtime) -> SweepReport:
             if await settle(conn, row["id"], "settled by the sweeper"):
                 settled += 1
     groups = await finish_stranded_groups(rt)
-    report = SweepReport(len(requeued), len(woken), failed, settled, groups)
+    shown = await show_unshown_finals(rt)
+    report = SweepReport(len(requeued), len(woken), failed, settled, groups, shown)
     if report != SweepReport():
         log.info("sweep: %s", report)
     return report
@@ -117,15 +129,42 @@ async def _fail(rt: Runtime, job: q.Job, error: EaselError) -> bool:
                     job.id, job.thread.platform)
         return True
     reporter = StatusReporter(platform, job.thread, job.status_message, 0)
-    await reporter.final(
-        failure_view(
-            message=error.user_message,
-            model=rt.catalog.get(job.model).display_name,
-            elapsed_s=(datetime.now(UTC) - job.created_at).total_seconds(),
-            generation_id=job.id,
-        )
+    view = failure_view(
+        message=error.user_message,
+        model=rt.catalog.get(job.model).display_name,
+        elapsed_s=(datetime.now(UTC) - job.created_at).total_seconds(),
+        generation_id=job.id,
     )
+    if await reporter.final(view):
+        await rt.pool.execute(q.MARK_SHOWN, [job.id])
     return True
+
+
+async def show_unshown_finals(rt: Runtime) -> int:
+    """Deliver the final status of generations whose worker died before showing it."""
+    shown = 0
+    for row in await rt.pool.fetch(UNSHOWN, rt.config.lease_s):
+        job = q.Job.from_row(row)
+        platform = rt.platforms.get(job.thread.platform)
+        if platform is None or job.status_message is None:
+            continue
+        model = rt.catalog.get(job.model)
+        elapsed_s = (row["finished_at"] - job.created_at).total_seconds()
+        view = (
+            success_view(
+                model=model.display_name, cost=job.cost, elapsed_s=elapsed_s,
+                refined_prompt=job.refined_prompt, generation_id=job.id,
+                buttons=rt.follow_up_buttons(model, job.id, str(job.params.get("resolution", ""))),
+            )
+            if row["status"] == "succeeded"
+            else failure_view(message=row["error"] or WorkerLost().user_message,
+                              model=model.display_name, elapsed_s=elapsed_s,
+                              generation_id=job.id)
+        )
+        if await StatusReporter(platform, job.thread, job.status_message, 0).final(view):
+            await rt.pool.execute(q.MARK_SHOWN, [job.id])
+            shown += 1
+    return shown
 
 
 async def run_sweeper(rt: Runtime, stop: asyncio.Event) -> None:

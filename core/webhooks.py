@@ -10,8 +10,8 @@ from core.generations import NOTIFY_CHANNEL
 # requeues nothing; an unknown or already finished prediction requeues nothing.
 ACCEPT = """
 WITH d AS (
-    INSERT INTO webhook_deliveries (webhook_id, source, generation_id)
-    VALUES ($1, $2, (SELECT id FROM generations WHERE external_id = $3))
+    INSERT INTO webhook_deliveries (webhook_id, source, generation_id, external_id)
+    VALUES ($1, $2, (SELECT id FROM generations WHERE external_id = $3), $3)
     ON CONFLICT (webhook_id) DO NOTHING
     RETURNING generation_id
 ), g AS (

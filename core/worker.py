@@ -52,6 +52,7 @@ class Worker:
         finally:
             heartbeat.cancel()
             await self._drain(self.rt.config.shutdown_grace_s)
+            await asyncio.shield(self.flush_shown())
             await self._unlisten()
 
     async def run_until_empty(self, timeout_s: float = 60.0) -> int:
@@ -63,6 +64,7 @@ class Worker:
                 while True:
                     claimed = await self._claim_some()
                     if not claimed and not self.inflight and not await self._queued():
+                        await self.flush_shown()
                         return self.completed
                     if not claimed:
                         await self._sleep(0.05)
@@ -129,6 +131,7 @@ class Worker:
             self.id,
             self.completed,
         )
+        await self.flush_shown()
         if not held:
             return
         rows = await self.rt.pool.fetch(
@@ -155,6 +158,12 @@ class Worker:
             if claims_now.get(job.id, job.claims) != job.claims:
                 log.warning("generation %s: lease lost, stopping its task", job.id)
                 task.cancel()
+
+    async def flush_shown(self) -> None:
+        """Write down which final status edits were delivered (see the sweeper)."""
+        shown, self.pipeline.shown = self.pipeline.shown, []
+        if shown:
+            await self.rt.pool.execute(q.MARK_SHOWN, shown)
 
     async def _drain(self, grace_s: float) -> None:
         tasks = [task for _, task in self.inflight.values()]

@@ -263,3 +263,39 @@ async def test_a_worker_dying_around_the_post_delivers_the_image_once(
     assert await pool.fetchval("SELECT status FROM generations") == "succeeded"
     assert await pool.fetchval("SELECT count(*) FROM ledger WHERE kind = 'confirm'") == 1
     assert await ledger_ok(pool) == []
+
+
+async def test_a_final_status_nobody_showed_is_shown_by_the_sweeper(
+    pool: asyncpg.Pool, images_dir: Path
+) -> None:
+    chat = FakeChat()
+    rt = make_runtime(pool, images_dir, chat=chat, status_edit_interval_s=10.0)
+    _, status = await _ask(Easel(rt), chat, "a lamp")
+    chat.fail_edits = 100  # the platform refuses every edit while the worker runs
+    await Worker(rt).run_until_empty()
+    assert await pool.fetchval("SELECT final_shown_at FROM generations") is None
+    assert not any(isinstance(v, StatusView) and v.is_final for v in chat.find(status).history)
+    chat.fail_edits = 0
+    await pool.execute("UPDATE generations SET finished_at = now() - interval '1 hour'")
+    assert (await sweep(rt)).shown == 1
+    final = chat.find(status).current
+    assert isinstance(final, StatusView) and final.succeeded and final.buttons
+    assert await pool.fetchval("SELECT final_shown_at FROM generations") is not None
+    assert (await sweep(rt)).shown == 0
+
+
+async def test_a_webhook_that_beats_the_park_requeues_at_once(
+    pool: asyncpg.Pool, images_dir: Path
+) -> None:
+    from core.models import Parked
+    from core.webhooks import accept_prediction_webhook
+
+    provider = ScriptedProvider(script=[Parked("pred-1")])
+    rt = make_runtime(pool, images_dir, providers={"sketch": provider}, webhook_grace_s=600.0)
+    await Easel(rt).submit(request("a fast model"))
+    outcome = await accept_prediction_webhook(pool, webhook_id="w-1", source="replicate",
+                                              external_id="pred-1")
+    assert outcome == "ignored"  # nothing is parked under that prediction yet
+    await Worker(rt).run_until_empty(timeout_s=10)
+    assert await pool.fetchval("SELECT status FROM generations") == "succeeded"
+    assert provider.resumed == ["pred-1"]
