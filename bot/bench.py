@@ -160,10 +160,20 @@ def _worker_process(url: str, images: str, args: argparse.Namespace) -> None:
     async def main() -> None:
         pool = await _pool(url, args.pool_size)
         worker = Worker(_runtime(pool, Path(images), args, url))
-        await worker.run_until_empty(timeout_s=3600)
+        await _work_until_all_done(worker, pool, args.generations)
         await pool.close()
 
     asyncio.run(main())
+
+
+async def _work_until_all_done(worker: Worker, pool: asyncpg.Pool, total: int) -> None:
+    """Run the worker until every one of the `total` generations has finished."""
+    task = asyncio.create_task(worker.run())
+    done_sql = "SELECT count(*) FROM generations WHERE finished_at IS NOT NULL"
+    while await pool.fetchval(done_sql) < total:  # noqa: ASYNC110 (other processes finish some)
+        await asyncio.sleep(0.05)
+    worker.stop()
+    await task
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -207,7 +217,7 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     submits = asyncio.gather(*(one(n) for n in range(args.generations)))
     for process in others:
         process.start()
-    work = asyncio.create_task(worker.run_until_empty(timeout_s=3600))
+    work = asyncio.create_task(_work_until_all_done(worker, pool, args.generations))
     await submits
     await work
     for process in others:
