@@ -9,6 +9,7 @@ looks at what a person would see in Discord and at the rows.
 from __future__ import annotations
 
 import asyncio
+import time
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -417,3 +418,21 @@ def test_thread_names_are_one_line_and_fit_discord() -> None:
     long = thread_name("word " * 60)
     assert len(long) == 100 and long.endswith("…")
     assert thread_name("   ") == "Easel image"
+
+
+async def test_flow_in_a_thread_answers_with_a_signed_link(
+        database_url: str, tmp_path: Path, fake: FakeDiscord) -> None:
+    async with running_easel(database_url, tmp_path, fake, EASEL_SECRET_KEY="flow-secret-2",
+                             PUBLIC_URL="https://easel.example.org") as rig:
+        await rig.answer(await rig.imagine({"prompt": "a kite"}))
+        await rig.work()
+        [thread] = fake.threads_of(fake.channel.id)
+        answer = await rig.answer(await fake.send_interaction("flow", channel_id=thread.id))
+        assert answer.ephemeral and "https://easel.example.org/flow/" in answer.content
+        token = answer.content.split("/flow/")[1].split()[0]
+        from core.flow import verify_flow_token
+
+        session = await rig.val("SELECT id FROM sessions")
+        assert verify_flow_token(b"flow-secret-2", token, time.time()) == session
+        outside = await rig.answer(await fake.send_interaction("flow"))
+        assert "flow" in outside.content.lower() and "/flow/" not in outside.content
