@@ -9,8 +9,8 @@ looks at what a person would see in Discord and at the rows.
 from __future__ import annotations
 
 import asyncio
-import time
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
