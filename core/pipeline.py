@@ -11,48 +11,26 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from core import generations as q
 from core.compare import GroupReporter, finish_group
+from core.context import input_images, load_context, refine
 from core.errors import EaselError, InternalError, ProviderError
 from core.models import (
     ImageDelivery,
     ImageRequest,
     Images,
-    InputImage,
-    Intent,
     ModelSpec,
     Parked,
-    Refinement,
-    RefineRequest,
     Stage,
     StatusView,
-    Turn,
 )
 from core.runtime import Runtime
 from core.status import StatusReporter, failure_view, progress_view, success_view
 
 log = logging.getLogger("easel.pipeline")
-
-CONTEXT = """
-SELECT p.refined_prompt AS parent_prompt,
-    (SELECT coalesce(jsonb_agg(t ORDER BY t.id), '[]') FROM (
-        SELECT m.id, m.role, m.text, g.refined_prompt, g.status = 'succeeded' AS has_image
-        FROM messages m LEFT JOIN generations g ON g.id = m.generation_id
-        WHERE m.session_id = $3 AND m.id < $4 ORDER BY m.id DESC LIMIT $5) t) AS turns,
-    (SELECT jsonb_build_object('key', object_key, 'content_type', content_type)
-       FROM assets WHERE generation_id = p.id AND kind = 'output' ORDER BY idx LIMIT 1)
-       AS parent_image,
-    (SELECT coalesce(jsonb_agg(jsonb_build_object('key', object_key,
-                                                  'content_type', content_type) ORDER BY idx),
-                     '[]')
-       FROM assets WHERE message_id = $2 AND kind = 'upload') AS uploads
-FROM (SELECT $1::bigint AS id) want LEFT JOIN generations p ON p.id = want.id
-"""
-
 
 STORED_OUTPUT = """
 SELECT object_key, content_type, size_bytes FROM assets
@@ -62,14 +40,6 @@ WHERE generation_id = $1 AND kind = 'output' ORDER BY idx LIMIT 1
 
 class LeaseLost(Exception):
     """Another worker owns this generation now; stop without writing anything."""
-
-
-@dataclass
-class _Context:
-    parent_prompt: str | None
-    parent_image: dict[str, str] | None
-    uploads: list[dict[str, str]]
-    turns: tuple[Turn, ...]
 
 
 class Pipeline:
@@ -141,11 +111,11 @@ class _Run:
                 await self._finalize(*stored_output, recovered=True)
                 return
         await self._show(Stage.UNDERSTANDING)
-        context = await self._load_context()
+        context = await load_context(self.rt, job)
         self._done(Stage.UNDERSTANDING, {})
 
         await self._show(Stage.REFINING_PROMPT)
-        refinement = await self._refine(context)
+        refinement = await refine(self.rt, job, context, self.params)
         self.refined_prompt = refinement.prompt
         if refinement.aspect_ratio in self.model.aspect_ratios:
             self.params["aspect_ratio"] = refinement.aspect_ratio
@@ -156,7 +126,16 @@ class _Run:
                            intent=refinement.intent.value)
 
         await self._show(Stage.GENERATING)
-        request = await self._image_request(refinement.intent, context)
+        request = ImageRequest(
+            model=self.model,
+            prompt=self.refined_prompt or job.user_prompt,
+            aspect_ratio=str(self.params["aspect_ratio"]),
+            resolution=str(self.params["resolution"]),
+            seed=int(self.params.get("seed", 0)),
+            generation_id=job.id,
+            input_images=await input_images(self.rt, self.model, refinement.intent, context),
+            webhook_url=self.rt.webhook_url(),
+        )
         provider = self.rt.providers[self.model.provider]
         if job.external_id:
             result = await provider.resume(job.external_id, request)
@@ -213,66 +192,6 @@ class _Run:
     async def _stored_output(self) -> tuple[str, str, int] | None:
         row = await self.rt.pool.fetchrow(STORED_OUTPUT, self.job.id)
         return (row["object_key"], row["content_type"], row["size_bytes"]) if row else None
-
-    async def _load_context(self) -> _Context:
-        job = self.job
-        row = await self.rt.pool.fetchrow(
-            CONTEXT, job.parent_id, job.message_id, job.session_id, job.message_id or 2**62,
-            self.p.config.context_turns,
-        )
-        assert row is not None
-        turns = tuple(
-            Turn(t["role"], t["text"], t["refined_prompt"], bool(t["has_image"]))
-            for t in row["turns"]
-        )
-        return _Context(row["parent_prompt"], row["parent_image"], list(row["uploads"]), turns)
-
-    async def _refine(self, context: _Context) -> Refinement:
-        job = self.job
-        intent = Intent(job.intent)
-        if self.refined_prompt and job.external_id:  # resuming a parked job
-            return Refinement(intent, self.refined_prompt)
-        if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and context.parent_prompt:
-            return Refinement(intent, context.parent_prompt)
-        request = RefineRequest(
-            message=job.user_prompt,
-            turns=context.turns,
-            last_prompt=context.parent_prompt,
-            has_last_image=context.parent_image is not None,
-            has_uploads=bool(context.uploads),
-            aspect_ratio=str(self.params.get("aspect_ratio", "1:1")),
-            resolution=str(self.params.get("resolution", "2K")),
-        )
-        try:
-            return await self.rt.refiner.refine(request)
-        except ProviderError as error:
-            if self.rt.fallback_refiner is None:
-                raise
-            log.warning("refiner failed (%s); using the offline refiner", error.kind)
-            return await self.rt.fallback_refiner.refine(request)
-
-    async def _image_request(self, intent: Intent, context: _Context) -> ImageRequest:
-        inputs: list[InputImage] = []
-        for upload in context.uploads:
-            data = await self.rt.store.get(upload["key"])
-            inputs.append(InputImage(data, upload["content_type"], upload["key"].rsplit("/")[-1]))
-        wants_parent = intent in (Intent.EDIT, Intent.UPSCALE) or (
-            intent is Intent.VARIATION and self.model.can_edit
-        )
-        if not inputs and wants_parent and context.parent_image and self.model.can_edit:
-            key = context.parent_image["key"]
-            inputs.append(InputImage(await self.rt.store.get(key), context.parent_image[
-                "content_type"], "previous"))
-        return ImageRequest(
-            model=self.model,
-            prompt=self.refined_prompt or self.job.user_prompt,
-            aspect_ratio=str(self.params["aspect_ratio"]),
-            resolution=str(self.params["resolution"]),
-            seed=int(self.params.get("seed", 0)),
-            generation_id=self.job.id,
-            input_images=tuple(inputs),
-            webhook_url=self.rt.webhook_url(),
-        )
 
     def _buttons(self) -> tuple[Any, ...]:
         if self.job.compare_group:

@@ -1,0 +1,99 @@
+"""Context for a generation: the session's earlier turns, the image it builds on, uploads.
+
+The refiner gets the turns and the last prompt; an edit gets the last image (or the
+person's uploads) as input images.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from core import generations as q
+from core.errors import ProviderError
+from core.models import InputImage, Intent, ModelSpec, Refinement, RefineRequest, Turn
+from core.runtime import Runtime
+
+log = logging.getLogger("easel.context")
+
+CONTEXT = """
+SELECT p.refined_prompt AS parent_prompt,
+    (SELECT coalesce(jsonb_agg(t ORDER BY t.id), '[]') FROM (
+        SELECT m.id, m.role, m.text, g.refined_prompt, g.status = 'succeeded' AS has_image
+        FROM messages m LEFT JOIN generations g ON g.id = m.generation_id
+        WHERE m.session_id = $3 AND m.id < $4 ORDER BY m.id DESC LIMIT $5) t) AS turns,
+    (SELECT jsonb_build_object('key', object_key, 'content_type', content_type)
+       FROM assets WHERE generation_id = p.id AND kind = 'output' ORDER BY idx LIMIT 1)
+       AS parent_image,
+    (SELECT coalesce(jsonb_agg(jsonb_build_object('key', object_key,
+                                                  'content_type', content_type) ORDER BY idx),
+                     '[]')
+       FROM assets WHERE message_id = $2 AND kind = 'upload') AS uploads
+FROM (SELECT $1::bigint AS id) want LEFT JOIN generations p ON p.id = want.id
+"""
+
+
+@dataclass(frozen=True)
+class Context:
+    parent_prompt: str | None
+    parent_image: dict[str, str] | None
+    uploads: tuple[dict[str, str], ...]
+    turns: tuple[Turn, ...]
+
+
+async def load_context(rt: Runtime, job: q.Job) -> Context:
+    """The job's context in one query."""
+    row = await rt.pool.fetchrow(
+        CONTEXT, job.parent_id, job.message_id, job.session_id, job.message_id or 2**62,
+        rt.config.context_turns,
+    )
+    assert row is not None
+    turns = tuple(
+        Turn(t["role"], t["text"], t["refined_prompt"], bool(t["has_image"])) for t in row["turns"]
+    )
+    return Context(row["parent_prompt"], row["parent_image"], tuple(row["uploads"]), turns)
+
+
+async def refine(rt: Runtime, job: q.Job, context: Context, params: dict[str, Any]) -> Refinement:
+    """The prompt to send: kept for buttons and resumed jobs, else the refiner's (the
+    offline refiner's when the configured one fails)."""
+    intent = Intent(job.intent)
+    if job.refined_prompt and job.external_id:  # resuming a parked job
+        return Refinement(intent, job.refined_prompt)
+    if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and context.parent_prompt:
+        return Refinement(intent, context.parent_prompt)
+    request = RefineRequest(
+        message=job.user_prompt,
+        turns=context.turns,
+        last_prompt=context.parent_prompt,
+        has_last_image=context.parent_image is not None,
+        has_uploads=bool(context.uploads),
+        aspect_ratio=str(params.get("aspect_ratio", "1:1")),
+        resolution=str(params.get("resolution", "2K")),
+    )
+    try:
+        return await rt.refiner.refine(request)
+    except ProviderError as error:
+        if rt.fallback_refiner is None:
+            raise
+        log.warning("refiner failed (%s); using the offline refiner", error.kind)
+        return await rt.fallback_refiner.refine(request)
+
+
+async def input_images(
+    rt: Runtime, model: ModelSpec, intent: Intent, context: Context
+) -> tuple[InputImage, ...]:
+    """The person's uploads, else (for an edit a model can make) the image it builds on."""
+    inputs = [
+        InputImage(await rt.store.get(u["key"]), u["content_type"], u["key"].rsplit("/")[-1])
+        for u in context.uploads
+    ]
+    wants_parent = intent in (Intent.EDIT, Intent.UPSCALE) or (
+        intent is Intent.VARIATION and model.can_edit
+    )
+    if not inputs and wants_parent and context.parent_image and model.can_edit:
+        image = context.parent_image
+        inputs.append(InputImage(await rt.store.get(image["key"]), image["content_type"],
+                                 "previous"))
+    return tuple(inputs)
