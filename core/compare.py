@@ -30,7 +30,8 @@ FINISH_LEASE_S = 60
 
 MEMBERS = """
 SELECT g.id, g.model, g.status::text AS status, g.stage::text AS stage, g.cost, g.error,
-       g.created_at, g.finished_at, g.refined_prompt, a.object_key, a.content_type
+       g.created_at, g.finished_at, g.refined_prompt, a.object_key, a.content_type,
+       g.image_message IS NOT NULL AS image_posted
 FROM generations g
 LEFT JOIN assets a ON a.generation_id = g.id AND a.kind = 'output' AND a.idx = 0
 WHERE g.compare_group = $1 ORDER BY g.id
@@ -69,6 +70,7 @@ class Member:
     refined_prompt: str | None
     object_key: str | None
     content_type: str | None
+    image_posted: bool
 
     @property
     def elapsed_s(self) -> float | None:
@@ -147,7 +149,8 @@ async def finish_group(rt: Runtime, group: str) -> bool:
         )
         for m in group_members
     ]
-    if done:
+    # A finisher that died part-way left marks of what it posted: post the rest only.
+    if done and row["composite_key"] is None:
         composite = compose(panels)
         digest = hashlib.sha256(group.encode()).hexdigest()[:16]
         key = f"sessions/{row['session_id']}/compare/{digest}.png"
@@ -155,11 +158,16 @@ async def finish_group(rt: Runtime, group: str) -> bool:
         await platform.post_image(thread, _delivery(rt, done[0].id, key, composite, stored.size_bytes,
                                                     "Side by side", done, await rt.store.url(
                                                         key, rt.config.url_ttl_s)))
+        await rt.pool.execute("UPDATE compare_groups SET composite_key = $2 WHERE id = $1",
+                              group, key)
+    if done:
         for m in done:
             assert m.object_key is not None
+            if m.image_posted:
+                continue
             data = images[m.id]
             name = rt.catalog.get(m.model).display_name
-            await platform.post_image(thread, ImageDelivery(
+            posted = await platform.post_image(thread, ImageDelivery(
                 generation_id=m.id, object_key=m.object_key,
                 content_type=m.content_type or "image/png", size_bytes=len(data), data=data,
                 url=await rt.store.url(m.object_key, rt.config.url_ttl_s),
@@ -167,8 +175,9 @@ async def finish_group(rt: Runtime, group: str) -> bool:
                 cost=m.cost, elapsed_s=m.elapsed_s or 0.0, refined_prompt=m.refined_prompt or "",
                 buttons=(Button("continue", f"Continue with {name}", m.id),),
             ))
-        await rt.pool.execute("UPDATE compare_groups SET composite_key = $2 WHERE id = $1",
-                              group, key)
+            await rt.pool.execute(
+                "UPDATE generations SET image_message = $2 WHERE id = $1", m.id, posted.to_json()
+            )
     message = MessageRef.from_json(row["status_message"])
     reporter = StatusReporter(platform, thread, message, 0)
     await reporter.final(group_view(rt, group_members, final=True))

@@ -106,3 +106,38 @@ async def test_a_repeated_compare_event_is_one_compare(pool: asyncpg.Pool, image
     again, _ = await _compare(easel, chat, "a castle", ("nano2", "pro"), event="cmp-1")
     assert again.duplicate and again.generation_id == first.generation_id
     assert await pool.fetchval("SELECT count(*) FROM generations") == 2
+
+
+class _DiesOnThirdImage(FakeChat):
+    """The group's finisher dies after the composite and the first model's image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posts = 0
+
+    async def post_image(self, thread, image):  # type: ignore[no-untyped-def]
+        self.posts += 1
+        if self.posts == 3:
+            raise ConnectionError("the finisher's process went away")
+        return await super().post_image(thread, image)
+
+
+async def test_a_finisher_dying_part_way_is_finished_once_by_the_sweeper(
+    pool: asyncpg.Pool, images_dir: Path
+) -> None:
+    from core.sweeper import sweep
+
+    chat = _DiesOnThirdImage()
+    rt = _runtime(pool, images_dir, chat)
+    easel = Easel(rt)
+    submitted, status = await _compare(easel, chat, "a castle", ("nano2", "pro"))
+    await Worker(rt).run_until_empty()
+    assert len(chat.images(thread())) == 2  # the composite and nano2's image
+    await pool.execute("UPDATE compare_groups SET finish_until = now() - interval '1 second'")
+    assert (await sweep(rt)).groups == 1
+    images = chat.images(thread())
+    assert [i.generation_id for i in images[1:]] == list(submitted.generation_ids)
+    assert len(images) == 3  # nothing posted twice
+    final = chat.find(status).current
+    assert isinstance(final, StatusView) and "Compare done" in final.headline
+    assert await ledger_ok(pool) == []
