@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--latency-ms", type=float, default=0.0)
     bench.add_argument("--concurrency", type=int, default=64)
     bench.add_argument("--workers", type=int, default=1, help="worker processes")
+    bench.add_argument(
+        "--separate-gateway", action="store_true",
+        help="this process only submits (as a gateway would); all --workers are processes",
+    )
     bench.add_argument("--pool-size", type=int, default=20)
     bench.add_argument(
         "--async-commit", action="store_true",
