@@ -31,14 +31,21 @@ u AS (
 UPSERT_USER = f"WITH {_USER_CTES} SELECT id FROM u"
 
 # A turn's user and session in one round trip ($6-$9 the thread, $10 the default model).
-UPSERT_USER_AND_SESSION = f"""
+# A turn in one round trip: the user (new users get the starter grant), the thread's
+# session ($6-$9 the thread, $10 the default model) and the message ($11-$13). Submit
+# runs it in its transaction, so a refused turn leaves none of it behind.
+OPEN_TURN = f"""
 WITH {_USER_CTES}, s AS (
     INSERT INTO sessions (platform, workspace, channel, thread, model, created_by)
     SELECT $6, $7, $8, $9, $10, id FROM u
     ON CONFLICT (platform, workspace, channel, thread) DO UPDATE SET deleted_at = NULL
     RETURNING id, model, head_generation_id
+), m AS (
+    INSERT INTO messages (session_id, role, user_id, text, attachments, platform_message_id)
+    SELECT s.id, 'user', u.id, $11, $12, $13 FROM u, s
+    RETURNING id
 )
-SELECT u.id AS user_id, s.id, s.model, s.head_generation_id FROM u, s
+SELECT u.id AS user_id, s.id, s.model, s.head_generation_id, m.id AS message_id FROM u, s, m
 """
 
 UPSERT_SESSION = """
@@ -91,18 +98,33 @@ async def upsert_session(
     return SessionInfo(row["id"], row["model"], row["head_generation_id"])
 
 
-async def upsert_user_and_session(
-    conn: asyncpg.Connection, user: UserRef, thread: ThreadRef, starter_credits: int,
+@dataclass(frozen=True)
+class OpenedTurn:
+    user_id: int
+    session: SessionInfo
+    message_id: int
+
+
+async def open_turn(
+    conn: asyncpg.Connection,
+    user: UserRef,
+    thread: ThreadRef,
+    text: str,
+    *,
+    attachments: list[dict[str, Any]],
+    platform_message_id: str | None,
+    starter_credits: int,
     default_model: str,
-) -> tuple[int, SessionInfo]:
-    """The user's id (new users get the starter grant) and the thread's session."""
+) -> OpenedTurn:
+    """Store a person's message in the thread's session, creating user and session as needed."""
     row = await conn.fetchrow(
-        UPSERT_USER_AND_SESSION, user.platform, user.workspace, user.external_id,
-        user.display_name, starter_credits, thread.platform, thread.workspace, thread.channel,
-        thread.thread, default_model,
+        OPEN_TURN, user.platform, user.workspace, user.external_id, user.display_name,
+        starter_credits, thread.platform, thread.workspace, thread.channel, thread.thread,
+        default_model, text, attachments, platform_message_id,
     )
     assert row is not None
-    return int(row["user_id"]), SessionInfo(row["id"], row["model"], row["head_generation_id"])
+    session = SessionInfo(row["id"], row["model"], row["head_generation_id"])
+    return OpenedTurn(int(row["user_id"]), session, int(row["message_id"]))
 
 
 async def find_session(conn: asyncpg.Connection, thread: ThreadRef) -> SessionInfo | None:
@@ -123,27 +145,3 @@ async def set_head(conn: asyncpg.Connection, session_id: int, generation_id: int
     await conn.execute(
         "UPDATE sessions SET head_generation_id = $2 WHERE id = $1", session_id, generation_id
     )
-
-
-async def add_message(
-    conn: asyncpg.Connection,
-    session_id: int,
-    role: str,
-    text: str,
-    *,
-    user_id: int | None = None,
-    attachments: list[dict[str, Any]] | None = None,
-    platform_message_id: str | None = None,
-) -> int:
-    """Store one turn of the conversation; return its id."""
-    message_id = await conn.fetchval(
-        """INSERT INTO messages (session_id, role, user_id, text, attachments, platform_message_id)
-           VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
-        session_id,
-        role,
-        user_id,
-        text,
-        attachments or [],
-        platform_message_id,
-    )
-    return int(message_id)

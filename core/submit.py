@@ -147,9 +147,12 @@ async def _submit_in(
     available_providers: frozenset[str],
     upload_keys: list[dict[str, Any]],
 ) -> Submitted:
-    user_id, session = await sessions.upsert_user_and_session(
-        conn, request.user, request.thread, config.starter_credits, config.default_model
+    turn = await sessions.open_turn(
+        conn, request.user, request.thread, text, attachments=upload_keys,
+        platform_message_id=request.platform_message_id,
+        starter_credits=config.starter_credits, default_model=config.default_model,
     )
+    user_id, session, message_id = turn.user_id, turn.session, turn.message_id
     compare = _compare_models(request.compare)
     events = [f"{request.source_event}#{m}" for m in compare] or [request.source_event]
     limits = await conn.fetchrow(LIMITS, user_id, request.thread.platform, events[0])
@@ -200,15 +203,6 @@ async def _submit_in(
         _fit_to_model(m, wanted_aspect, wanted_resolution, explicit=intent is Intent.UPSCALE)
         for m in models
     ]
-    message_id = await sessions.add_message(
-        conn,
-        session.id,
-        "user",
-        text,
-        user_id=user_id,
-        attachments=upload_keys,
-        platform_message_id=request.platform_message_id,
-    )
     group = request.compare_group or (
         f"{request.thread.platform}:{request.source_event}" if compare else None
     )
