@@ -30,6 +30,7 @@ class ConsolePlatform:
         self._ids = itertools.count(1)
         self._live: dict[str, Live] = {}
         self._last: dict[str, str] = {}
+        self._details: dict[str, set[str]] = {}
         self.images: list[ImageDelivery] = []
 
     async def post_status(self, thread: ThreadRef, view: StatusView) -> MessageRef:
@@ -77,14 +78,18 @@ class ConsolePlatform:
             del self._live[message_id]
 
     def _plain(self, message_id: str, view: StatusView) -> None:
-        # One line per change; the final view also prints its detail lines.
-        if self._last.get(message_id) != view.headline:
-            self._line(view.headline)
-            self._last[message_id] = view.headline
-            if view.is_final or view.refined_prompt:
-                for line in view.lines:
-                    if not line.startswith("✓"):
-                        self._line(f"   {line}")
+        # One line per change; a detail line (the prompt, a retry note, a model's state in a
+        # compare) is printed when it is new, and every detail of the final view.
+        if self._last.get(message_id) == view.headline:
+            return
+        self._line(view.headline)
+        self._last[message_id] = view.headline
+        seen = self._details.setdefault(message_id, set())
+        for line in view.lines:
+            if line.startswith("✓") or (line in seen and not view.is_final):
+                continue
+            seen.add(line)
+            self._line(f"   {line}")
 
     def _line(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
