@@ -149,7 +149,7 @@ class _Page:
         if step.turn is not None:
             parts.append(self.turn(step.turn))
         if step.compare_group is not None:
-            label = f"Compare “{step.compare_group}” · {len(step.generations)} models"
+            label = f"Compare · {len(step.generations)} models side by side"
             parts.append(f'<p class="compare-label">{_e(label)}</p>')
             parts.append(f'<div class="compare" data-compare-group="{_e(step.compare_group)}">')
             parts.extend(self.generation(g) for g in step.generations)
