@@ -15,12 +15,13 @@ from typing import Any
 
 import asyncpg
 
-from core import credits, sessions
+from core import sessions
 from core.catalog import Catalog
 from core.config import CoreConfig
 from core.errors import (
     BadOption,
     EmptyPrompt,
+    InsufficientCredits,
     ModelUnavailable,
     NotFound,
     NothingToRefine,
@@ -42,21 +43,41 @@ FROM accounts a WHERE a.user_id = $1
 FOR UPDATE OF a
 """
 
-INSERT_GENERATION = """
-WITH g AS (
+# Reserves the credits ($14) and queues the generation in one statement: the account is
+# debited only if it holds enough, and the generation, its reservation and the ledger
+# entry are written only then. `debited` without a generation means the same event was
+# queued a moment ago by someone else (the caller's transaction then rolls back).
+RESERVE_AND_QUEUE = """
+WITH debit AS (
+    UPDATE accounts SET available = available - $14, reserved = reserved + $14,
+        updated_at = now()
+    WHERE user_id = $3 AND available >= $14
+    RETURNING user_id
+), rid AS (
+    SELECT nextval(pg_get_serial_sequence('reservations', 'id')) AS id FROM debit
+), g AS (
     INSERT INTO generations (session_id, message_id, user_id, platform, source_event, model,
         params, intent, user_prompt, parent_id, compare_group, max_attempts, deadline_at,
         reservation_id, cost, status_message)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-        now() + make_interval(secs => $13), $14, $15, $16)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+        now() + make_interval(secs => $13), rid.id, $14, $15
+    FROM rid
     ON CONFLICT (platform, source_event) DO NOTHING
     RETURNING id, reservation_id
 ), r AS (
-    UPDATE reservations SET generation_id = g.id FROM g WHERE reservations.id = g.reservation_id
+    INSERT INTO reservations (id, user_id, amount, expires_at, generation_id)
+    SELECT g.reservation_id, $3, $14, now() + make_interval(secs => $16), g.id FROM g
+    RETURNING id, user_id, amount, generation_id
+), l AS (
+    INSERT INTO ledger (user_id, kind, amount, reason, reservation_id, generation_id,
+                        idempotency_key)
+    SELECT user_id, 'reserve', amount, $17, id, generation_id, 'reserve:' || id FROM r
 ), m AS (
     UPDATE messages SET generation_id = g.id FROM g WHERE messages.id = $2
 )
-SELECT g.id, pg_notify($17, g.id::text) FROM g
+SELECT (SELECT id FROM g) AS generation_id, EXISTS (SELECT 1 FROM debit) AS debited,
+       (SELECT available FROM accounts WHERE user_id = $3) AS available,
+       (SELECT pg_notify($18, id::text) FROM g) AS notified
 """
 
 MAX_COMPARE = 4
@@ -219,12 +240,8 @@ async def _submit_in(
         seed = int(parent_params.get("seed", seed))
     ids = []
     for model, (aspect, resolution), cost, event in zip(models, sizes, costs, events, strict=True):
-        reservation_id = await credits.reserve(
-            conn, user_id, cost, reason=f"{model.name} {resolution}",
-            ttl_s=config.reservation_ttl_s,
-        )
         row = await conn.fetchrow(
-            INSERT_GENERATION,
+            RESERVE_AND_QUEUE,
             session.id,
             message_id,
             user_id,
@@ -238,14 +255,18 @@ async def _submit_in(
             group,
             config.max_attempts,
             config.generation_timeout_s,
-            reservation_id,
             cost,
             request.status_message.to_json() if request.status_message else None,
+            config.reservation_ttl_s,
+            f"{model.name} {resolution}",
             NOTIFY_CHANNEL,
         )
-        if row is None:  # the same event raced us between the check and the insert
+        assert row is not None
+        if not row["debited"]:
+            raise InsufficientCredits(cost, int(row["available"] or 0))
+        if row["generation_id"] is None:  # the same event raced us since the check
             raise _Duplicate(await _find_existing(conn, request.thread.platform, event))
-        ids.append(int(row["id"]))
+        ids.append(int(row["generation_id"]))
     if upload_keys:
         await conn.execute(
             """INSERT INTO assets (message_id, kind, idx, object_key, content_type,

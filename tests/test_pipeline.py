@@ -299,3 +299,19 @@ async def test_a_webhook_that_beats_the_park_requeues_at_once(
     await Worker(rt).run_until_empty(timeout_s=10)
     assert await pool.fetchval("SELECT status FROM generations") == "succeeded"
     assert provider.resumed == ["pred-1"]
+
+
+async def test_the_same_event_twenty_times_at_once_is_one_generation(
+    pool: asyncpg.Pool, images_dir: Path
+) -> None:
+    rt = make_runtime(pool, images_dir, providers={"google": ScriptedProvider("google")},
+                      default_model="nano2", max_active=50)
+    easel = Easel(rt)
+    results = await asyncio.gather(*(easel.submit(request("a fox", event="evt-race"))
+                                     for _ in range(20)))
+    assert len({r.generation_id for r in results}) == 1
+    assert sum(not r.duplicate for r in results) == 1
+    assert await pool.fetchval("SELECT count(*) FROM generations") == 1
+    assert await pool.fetchval("SELECT count(*) FROM reservations") == 1
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 1
+    assert await ledger_ok(pool) == []
