@@ -14,7 +14,6 @@ from urllib.parse import unquote, urljoin, urlparse
 import aiohttp
 import asyncpg
 import pytest
-from moto.server import ThreadedMotoServer
 
 from adapters.console.chat import ConsoleChat, lines_from
 from adapters.console.platform import ConsolePlatform
@@ -25,6 +24,7 @@ from core.flow import FlowLinkInvalid, sign_flow_token, verify_flow_token
 from core.service import NOT_A_SESSION, Easel
 from core.worker import Worker
 from tests.corekit import make_runtime, request, thread
+from tests.fakes.s3_server import moto_s3
 from tests.flowkit import SECRET, TURNS, build_thread, outline, serving
 
 NOW = 1_700_000_000
@@ -33,19 +33,8 @@ S3_SECRET_ACCESS_KEY = "easel-flow-secret-access-key"
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    """moto's S3 over HTTP on a free port, with dummy credentials in the environment."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", "AKIAEASELFLOW0000001")
-        env.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET_ACCESS_KEY)
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.delenv("AWS_PROFILE", raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
+    with moto_s3("AKIAEASELFLOW0000001", S3_SECRET_ACCESS_KEY) as endpoint:
+        yield endpoint
 
 
 def test_a_token_carries_its_session_and_expiry_and_nothing_else_verifies() -> None:

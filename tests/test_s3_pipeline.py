@@ -19,7 +19,6 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-from moto.server import ThreadedMotoServer
 
 from adapters.providers.openai_images import OpenAIImageProvider
 from adapters.storage.s3 import S3ObjectStore, build_s3_client
@@ -31,6 +30,7 @@ from core.submit import SubmitRequest, Upload
 from core.worker import Worker
 from tests.corekit import FakeChat, ledger_ok, make_runtime, request, thread
 from tests.fakes.openai_server import FakeOpenAI, png_bytes
+from tests.fakes.s3_server import moto_s3
 
 ACCESS_KEY_ID = "AKIAEASELPIPELINE0001"
 SECRET_ACCESS_KEY = "easel-pipeline-secret-access-key-do-not-leak"
@@ -40,20 +40,8 @@ _buckets = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    """moto's S3 over HTTP on a free port, with dummy credentials in the environment."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-        env.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.delenv("AWS_PROFILE", raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        try:
-            yield endpoint
-        finally:
-            server.stop()
+    with moto_s3(ACCESS_KEY_ID, SECRET_ACCESS_KEY) as endpoint:
+        yield endpoint
 
 
 @pytest_asyncio.fixture(scope="module")

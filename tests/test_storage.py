@@ -12,12 +12,12 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from adapters.storage.errors import InvalidObjectKey, ObjectNotFound, ObjectStoreError
 from adapters.storage.keys import extension_for, output_key, upload_key
 from adapters.storage.local import LocalObjectStore
 from adapters.storage.s3 import MAX_PRESIGN_TTL_S, S3ObjectStore, build_s3_client
+from tests.fakes.s3_server import moto_s3
 
 ACCESS_KEY_ID = "AKIAEASELTESTKEY0001"
 SECRET_ACCESS_KEY = "easel-test-secret-access-key-do-not-leak"
@@ -27,22 +27,10 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    """moto's S3 over HTTP on a free port, with dummy credentials in the environment."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-        env.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.delenv("AWS_PROFILE", raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+    with moto_s3(ACCESS_KEY_ID, SECRET_ACCESS_KEY) as endpoint:
         admin = build_s3_client(endpoint_url=endpoint, region="us-east-1", path_style=True)
         admin.create_bucket(Bucket=BUCKET)
-        try:
-            yield endpoint
-        finally:
-            server.stop()
+        yield endpoint
 
 
 @pytest.fixture
