@@ -30,20 +30,40 @@ class Balance:
         )
 
 
-RESERVE = """
-WITH a AS (
-    UPDATE accounts SET available = available - $2, reserved = reserved + $2, updated_at = now()
-    WHERE user_id = $1 AND available >= $2
+def debit_cte(user: str, amount: str) -> str:
+    """CTE `debit`: moves `amount` from available to reserved, only if it is there."""
+    return f"""debit AS (
+    UPDATE accounts SET available = available - {amount}, reserved = reserved + {amount},
+        updated_at = now()
+    WHERE user_id = {user} AND available >= {amount}
     RETURNING user_id
-), r AS (
-    INSERT INTO reservations (user_id, amount, expires_at)
-    SELECT user_id, $2, now() + make_interval(secs => $3) FROM a
-    RETURNING id, user_id, amount
-), l AS (
-    INSERT INTO ledger (user_id, kind, amount, reason, reservation_id, idempotency_key)
-    SELECT user_id, 'reserve', amount, $4, id, 'reserve:' || id FROM r
-)
-SELECT (SELECT id FROM r) AS reservation_id,
+)"""
+
+
+def reservation_ctes(source: str, user: str, amount: str, ttl_s: str, reason: str) -> str:
+    """CTEs `reserved` and `reserve_entry`: the pending reservation for each row of `source`
+    (which gives `id` and `generation_id`) and its ledger entry."""
+    return f"""reserved AS (
+    INSERT INTO reservations (id, user_id, amount, expires_at, generation_id)
+    SELECT id, {user}, {amount}, now() + make_interval(secs => {ttl_s}), generation_id
+    FROM {source}
+    RETURNING id, user_id, amount, generation_id
+), reserve_entry AS (
+    INSERT INTO ledger (user_id, kind, amount, reason, reservation_id, generation_id,
+                        idempotency_key)
+    SELECT user_id, 'reserve', amount, {reason}, id, generation_id, 'reserve:' || id
+    FROM reserved
+)"""
+
+
+# Without a generation (admin tools, tests); submit composes the same pieces with one.
+RESERVE = f"""
+WITH {debit_cte("$1", "$2")}, new_reservation AS (
+    SELECT nextval(pg_get_serial_sequence('reservations', 'id')) AS id,
+           NULL::bigint AS generation_id
+    FROM debit
+), {reservation_ctes("new_reservation", "$1", "$2", "$3", "$4")}
+SELECT (SELECT id FROM reserved) AS reservation_id,
        (SELECT available FROM accounts WHERE user_id = $1) AS available
 """
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from core import sessions
+from core import credits, sessions
 from core.catalog import Catalog
 from core.config import CoreConfig
 from core.errors import (
@@ -47,13 +47,8 @@ FOR UPDATE OF a
 # debited only if it holds enough, and the generation, its reservation and the ledger
 # entry are written only then. `debited` without a generation means the same event was
 # queued a moment ago by someone else (the caller's transaction then rolls back).
-RESERVE_AND_QUEUE = """
-WITH debit AS (
-    UPDATE accounts SET available = available - $14, reserved = reserved + $14,
-        updated_at = now()
-    WHERE user_id = $3 AND available >= $14
-    RETURNING user_id
-), rid AS (
+RESERVE_AND_QUEUE = f"""
+WITH {credits.debit_cte("$3", "$14")}, rid AS (
     SELECT nextval(pg_get_serial_sequence('reservations', 'id')) AS id FROM debit
 ), g AS (
     INSERT INTO generations (session_id, message_id, user_id, platform, source_event, model,
@@ -63,21 +58,13 @@ WITH debit AS (
         now() + make_interval(secs => $13), rid.id, $14, $15
     FROM rid
     ON CONFLICT (platform, source_event) DO NOTHING
-    RETURNING id, reservation_id
-), r AS (
-    INSERT INTO reservations (id, user_id, amount, expires_at, generation_id)
-    SELECT g.reservation_id, $3, $14, now() + make_interval(secs => $16), g.id FROM g
-    RETURNING id, user_id, amount, generation_id
-), l AS (
-    INSERT INTO ledger (user_id, kind, amount, reason, reservation_id, generation_id,
-                        idempotency_key)
-    SELECT user_id, 'reserve', amount, $17, id, generation_id, 'reserve:' || id FROM r
-), m AS (
-    UPDATE messages SET generation_id = g.id FROM g WHERE messages.id = $2
+    RETURNING id AS generation_id, reservation_id AS id
+), {credits.reservation_ctes("g", "$3", "$14", "$16", "$17")}, m AS (
+    UPDATE messages SET generation_id = g.generation_id FROM g WHERE messages.id = $2
 )
-SELECT (SELECT id FROM g) AS generation_id, EXISTS (SELECT 1 FROM debit) AS debited,
+SELECT (SELECT generation_id FROM g) AS generation_id, EXISTS (SELECT 1 FROM debit) AS debited,
        (SELECT available FROM accounts WHERE user_id = $3) AS available,
-       (SELECT pg_notify($18, id::text) FROM g) AS notified
+       (SELECT pg_notify($18, generation_id::text) FROM g) AS notified
 """
 
 MAX_COMPARE = 4

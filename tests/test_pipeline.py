@@ -23,7 +23,7 @@ from core.status import received_view
 from core.submit import SubmitRequest
 from core.sweeper import sweep
 from core.worker import Worker
-from tests.corekit import FakeChat, ScriptedProvider, ledger_ok, make_runtime, request, thread
+from tests.corekit import FakeChat, ScriptedProvider, ledger_ok, make_runtime, request, thread, user
 
 
 async def _ask(easel: Easel, chat: FakeChat, text: str, **kwargs: object):
@@ -314,4 +314,29 @@ async def test_the_same_event_twenty_times_at_once_is_one_generation(
     assert await pool.fetchval("SELECT count(*) FROM generations") == 1
     assert await pool.fetchval("SELECT count(*) FROM reservations") == 1
     assert await pool.fetchval("SELECT count(*) FROM messages") == 1
+    assert await ledger_ok(pool) == []
+
+
+async def test_200_concurrent_submits_take_exactly_what_the_balance_holds(
+    pool: asyncpg.Pool, images_dir: Path
+) -> None:
+    # nano2 at 2K costs 10: a balance of 95 pays for exactly 9 of 200 requests at once.
+    rt = make_runtime(pool, images_dir, providers={"google": ScriptedProvider("google")},
+                      default_model="nano2", starter_credits=95, max_active=500,
+                      rate_per_minute=500)
+    easel = Easel(rt)
+    await easel.credits(user())  # open the account before the rush
+
+    async def one(n: int) -> bool:
+        try:
+            await easel.submit(request(f"fox {n}", n=n))
+        except InsufficientCredits:
+            return False
+        return True
+
+    results = await asyncio.gather(*(one(n) for n in range(200)))
+    assert sum(results) == 9
+    account = await pool.fetchrow("SELECT available, reserved FROM accounts")
+    assert (account["available"], account["reserved"]) == (5, 90)
+    assert await pool.fetchval("SELECT count(*) FROM generations") == 9
     assert await ledger_ok(pool) == []
