@@ -179,7 +179,7 @@ class _Page:
             f'<div class="head"><span class="model">{_e(model_label)}</span>'
             f'<span class="outcome">{_e(g.status)}</span>'
             f'<span class="dim">#{g.id} · {_e(g.intent)} · {_e(_cost(g))}'
-            f"{_e(_elapsed(g))}</span></div>"
+            f"{_e(_elapsed(g))}{_e(_seed(g))}</span></div>"
         )
         figure = "".join(
             f"<figure>{self.image(a, 'out', g.refined_prompt or g.user_prompt)}</figure>"
@@ -228,6 +228,10 @@ def _cost(g: FlowGeneration) -> str:
     if g.status in ("failed", "cancelled"):
         return f"not charged ({g.cost} credits returned)" if g.cost else "not charged"
     return f"{g.cost} credits reserved"
+
+
+def _seed(g: FlowGeneration) -> str:
+    return f" · seed {g.params['seed']}" if g.params.get("seed") is not None else ""
 
 
 def _elapsed(g: FlowGeneration) -> str:

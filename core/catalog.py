@@ -79,6 +79,7 @@ def _parse_entry(raw: dict[str, Any], where: str) -> ModelSpec:
         aspect_ratios=tuple(str(r) for r in ratios),
         can_edit=bool(raw.get("can_edit", False)),
         best_for=str(raw.get("best_for", "")),
+        seeds=bool(raw.get("seeds", False)),
     )
 
 

@@ -130,6 +130,8 @@ class ModelSpec:
     aspect_ratios: tuple[str, ...]
     can_edit: bool
     best_for: str = ""
+    seeds: bool = False  # the same seed and prompt give the same image again
+
 
     def cost(self, resolution: str) -> int:
         """Credits for one image at `resolution` (the nearest offered one below if absent)."""
@@ -237,6 +239,7 @@ class StatusView:
     elapsed_s: float | None = None
     generation_id: int | None = None
     buttons: tuple[Button, ...] = ()
+    seed: int | None = None
 
     def as_text(self) -> str:
         """A plain-text rendering every adapter can fall back on."""

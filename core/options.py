@@ -34,7 +34,16 @@ _OPTION_NAMES = {
     "--res": "resolution",
     "--resolution": "resolution",
     "--compare": "compare",
+    "--seed": "seed",
+    "--no": "negative",
+    "--style": "style",
+    "--n": "count",
+    "-n": "count",
 }
+# `--no` takes every word up to the next option, as people write it ("--no text, people").
+_GREEDY = {"negative"}
+MAX_SEED = 2**31 - 1
+MAX_COUNT = 4
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,10 @@ class Options:
     aspect_ratio: str | None = None
     resolution: str | None = None
     compare: tuple[str, ...] = ()
+    seed: int | None = None
+    negative: str | None = None
+    style: str | None = None
+    count: int | None = None
 
 
 def normalise_aspect(value: str) -> str:
@@ -67,6 +80,28 @@ def normalise_resolution(value: str) -> str:
     raise BadOption(f"'{value}' is not a resolution I know. Try one of: {', '.join(RESOLUTIONS)}.")
 
 
+def normalise_seed(value: str | int) -> int:
+    """'42' -> 42; BadOption unless a whole number from 0 to 2^31-1."""
+    try:
+        seed = int(str(value).strip())
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= MAX_SEED:
+        raise BadOption(f"'{value}' is not a seed I can use: give a whole number from 0 to {MAX_SEED}.")
+    return seed
+
+
+def normalise_count(value: str | int) -> int:
+    """'4' -> 4; BadOption unless 1 to MAX_COUNT images."""
+    try:
+        count = int(str(value).strip())
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_COUNT:
+        raise BadOption(f"'{value}' is not a number of images I make: ask for 1 to {MAX_COUNT}.")
+    return count
+
+
 def parse_inline_options(text: str) -> tuple[str, Options]:
     """Split `--name value` options out of a message; return the rest and the options."""
     try:
@@ -87,6 +122,12 @@ def parse_inline_options(text: str) -> tuple[str, Options]:
                 raise BadOption(f"I don't know the option '{word}'. Options: {known}.")
             if "=" in word:
                 values[name] = word.split("=", 1)[1]
+            elif name in _GREEDY and index + 1 < len(words):
+                taken = []
+                while index + 1 < len(words) and not _is_option(words[index + 1]):
+                    index += 1
+                    taken.append(words[index])
+                values[name] = " ".join(taken)
             elif index + 1 < len(words):
                 index += 1
                 values[name] = words[index]
@@ -101,7 +142,26 @@ def parse_inline_options(text: str) -> tuple[str, Options]:
         aspect_ratio=normalise_aspect(values["aspect_ratio"]) if "aspect_ratio" in values else None,
         resolution=normalise_resolution(values["resolution"]) if "resolution" in values else None,
         compare=compare,
+        seed=normalise_seed(values["seed"]) if "seed" in values else None,
+        negative=values["negative"].strip(" ,") or None if "negative" in values else None,
+        style=values["style"].strip().lower() if "style" in values else None,
+        count=normalise_count(values["count"]) if "count" in values else None,
     )
+
+
+def as_inline(
+    *, seed: int | None = None, negative: str | None = None, style: str | None = None,
+    count: int | None = None,
+) -> str:
+    """Options a platform gave apart (Discord's slash options) as the text the one parser
+    reads, so they pass the same checks: `--seed 7 --no 'text, people'`."""
+    given = {"--seed": seed, "--no": negative, "--style": style, "--n": count}
+    return "".join(f" {name} {shlex.quote(str(value))}" for name, value in given.items()
+                   if value is not None and str(value).strip())
+
+
+def _is_option(word: str) -> bool:
+    return word.split("=", 1)[0] in _OPTION_NAMES
 
 
 def size_words(text: str) -> tuple[str | None, str | None]:

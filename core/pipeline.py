@@ -292,6 +292,7 @@ class _Run:
                 refined_prompt=self.refined_prompt,
                 generation_id=self.job.id,
                 buttons=self._buttons(),
+                seed=_seed_of(self.params),
             )
         )
 
@@ -358,6 +359,11 @@ class _Run:
 
     def _elapsed(self) -> float:
         return (datetime.now(UTC) - self.job.created_at).total_seconds()
+
+
+def _seed_of(params: dict[str, Any]) -> int | None:
+    seed = params.get("seed")
+    return int(seed) if seed is not None else None
 
 
 def _first_image(result: Images) -> Any:

@@ -80,12 +80,16 @@ def success_view(
     refined_prompt: str | None,
     generation_id: int,
     buttons: tuple[Button, ...],
+    seed: int | None = None,
 ) -> StatusView:
-    """The final state of a finished image."""
+    """The final state of a finished image (with the seed that reproduces it)."""
+    lines: tuple[str, ...] = (f"Prompt: {refined_prompt}",) if refined_prompt else ()
+    if seed is not None:
+        lines += (seed_line(seed),)
     return StatusView(
         Stage.DONE,
         f"✅ Done in {elapsed_s:.1f}s · {model} · {cost} credit{'s' if cost != 1 else ''}",
-        (f"Prompt: {refined_prompt}",) if refined_prompt else (),
+        lines,
         is_final=True,
         succeeded=True,
         model=model,
@@ -94,7 +98,13 @@ def success_view(
         elapsed_s=elapsed_s,
         generation_id=generation_id,
         buttons=buttons,
+        seed=seed,
     )
+
+
+def seed_line(seed: int) -> str:
+    """How a seed is shown: the number and how to use it again."""
+    return f"Seed: {seed} (again with --seed {seed})"
 
 
 def failure_view(

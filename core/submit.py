@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -30,7 +30,13 @@ from core.errors import (
 )
 from core.generations import NOTIFY_CHANNEL
 from core.models import Intent, MessageRef, ModelSpec, ThreadRef, UserRef
-from core.options import normalise_aspect, normalise_resolution, size_words
+from core.options import (
+    Options,
+    normalise_aspect,
+    normalise_resolution,
+    parse_inline_options,
+    size_words,
+)
 
 LIMITS = """
 SELECT a.available,
@@ -100,6 +106,7 @@ class SubmitRequest:
     platform_message_id: str | None = None
     compare_group: str | None = None
     compare: tuple[str, ...] = ()
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,7 @@ async def submit(
     upload_keys: list[dict[str, Any]] | None = None,
 ) -> Submitted:
     """Queue one generation for `request`, or raise the Refusal to show the person."""
+    request = with_inline_options(request)
     text = request.text.strip()
     if not text and request.action is None and not request.uploads:
         raise EmptyPrompt()
@@ -222,9 +230,7 @@ async def _submit_in(
             group, session.id, request.thread.platform, [m.name for m in models], sum(costs),
             request.status_message.to_json() if request.status_message else None,
         )
-    seed = _seed(request.source_event) if intent is not Intent.REGENERATE else random.getrandbits(31)
-    if intent is Intent.UPSCALE and parent is not None:
-        seed = int(parent_params.get("seed", seed))
+    seed = _seed_for(request, intent, parent_params, models[0])
     ids = []
     for model, (aspect, resolution), cost, event in zip(models, sizes, costs, events, strict=True):
         row = await conn.fetchrow(
@@ -270,6 +276,40 @@ async def _submit_in(
         ids[0], session.id, models[0], resolution, aspect, sum(costs),
         generation_ids=tuple(ids), compare_group=group if compare else None,
     )
+
+
+def with_inline_options(request: SubmitRequest) -> SubmitRequest:
+    """The request with the `--name value` options of its text applied (what the adapter
+    set explicitly, e.g. a Discord slash option, wins) and cut out of the text."""
+    text, inline = parse_inline_options(request.text)
+    if inline == Options():
+        return request
+    return replace(
+        request,
+        text=text,
+        model=request.model or inline.model,
+        aspect_ratio=request.aspect_ratio or inline.aspect_ratio,
+        resolution=request.resolution or inline.resolution,
+        compare=request.compare or inline.compare,
+        seed=request.seed if request.seed is not None else inline.seed,
+    )
+
+
+def _seed_for(
+    request: SubmitRequest, intent: Intent, parent_params: dict[str, Any], model: ModelSpec
+) -> int:
+    """The seed asked for; else Upscale keeps the image's seed, Variations keeps it where the
+    model honours seeds, Regenerate draws a new one, and a new request's is its event's."""
+    if request.seed is not None:
+        return request.seed
+    parent_seed = parent_params.get("seed")
+    if parent_seed is not None and (
+        intent is Intent.UPSCALE or (intent is Intent.VARIATION and model.seeds)
+    ):
+        return int(parent_seed)
+    if intent in (Intent.REGENERATE, Intent.VARIATION):
+        return random.getrandbits(31)
+    return _seed(request.source_event)
 
 
 def _compare_models(names: tuple[str, ...]) -> tuple[str, ...]:

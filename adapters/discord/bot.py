@@ -102,16 +102,16 @@ class EaselBot(commands.Bot):
         if await self.turns.already_taken(source_event):
             return
         try:
-            text, options = parse_inline_options(text)
+            said, _ = parse_inline_options(text)  # refused here, before any status is posted
             uploads = await read_uploads(images, self.turns.max_upload_bytes)
         except Refusal as error:
             await self.turns.refuse(thread, error)
             return
+        # The core reads the options out of the text (one parser for every platform).
         await self.turns.take(Ask(
             thread=thread, user=user_of(message.author, guild_id), text=text,
-            source_event=source_event, label=text or "(an image to edit)", uploads=uploads,
-            model=options.model, aspect_ratio=options.aspect_ratio,
-            resolution=options.resolution, platform_message_id=str(message.id)))
+            source_event=source_event, label=said or "(an image to edit)", uploads=uploads,
+            platform_message_id=str(message.id)))
 
 
 class ShardedEaselBot(EaselBot, commands.AutoShardedBot):

@@ -26,6 +26,7 @@ from adapters.discord.turns import (
 from bot.settings import Settings
 from core.errors import EaselError, Refusal
 from core.models import RESOLUTIONS, ModelSpec, ThreadRef
+from core.options import MAX_SEED, as_inline
 from core.runtime import Runtime
 
 log = logging.getLogger("easel.discord")
@@ -108,7 +109,8 @@ class EaselCommands(commands.Cog):
     @app_commands.describe(prompt="What to draw", model="Image model (cost per image)",
                            aspect="Aspect ratio", resolution="Resolution",
                            image="A picture to edit or start from",
-                           compare="Several models side by side, e.g. nano2,gpt,flux")
+                           compare="Several models side by side, e.g. nano2,gpt,flux",
+                           seed="The seed (shown under every image) to draw the same again")
     @app_commands.choices(
         aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
         resolution=[app_commands.Choice(name=r, value=r) for r in RESOLUTIONS])
@@ -116,7 +118,8 @@ class EaselCommands(commands.Cog):
                       model: str | None = None, aspect: str | None = None,
                       resolution: str | None = None,
                       image: discord.Attachment | None = None,
-                      compare: str | None = None) -> None:
+                      compare: str | None = None,
+                      seed: app_commands.Range[int, 0, MAX_SEED] | None = None) -> None:
         source_event = str(interaction.id)
         if not self.turns.first_delivery(source_event):
             return  # the same interaction again: the first delivery answers it
@@ -136,8 +139,9 @@ class EaselCommands(commands.Cog):
             return
         thread, note = placed
         outcome = await self.turns.take(Ask(
-            thread=thread, user=user_of(interaction.user, interaction.guild_id), text=prompt,
-            source_event=source_event, uploads=uploads, model=model, aspect_ratio=aspect,
+            thread=thread, user=user_of(interaction.user, interaction.guild_id),
+            text=prompt + as_inline(seed=seed), label=prompt, source_event=source_event,
+            uploads=uploads, model=model, aspect_ratio=aspect,
             resolution=resolution,
             compare=tuple(m.strip() for m in (compare or "").split(",") if m.strip())))
         where = (f"in <#{thread.thread}>" if thread.thread != thread.channel else "below")

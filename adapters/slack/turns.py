@@ -94,10 +94,8 @@ class Turns:
             return
         user = await self.user(ask.thread.workspace, ask.user_id, ask.user_name)
         request = SubmitRequest(
-            thread=ask.thread, user=user, text=text, source_event=ask.source_event,
-            model=ask.model or options.model, compare=options.compare,
-            aspect_ratio=options.aspect_ratio, resolution=options.resolution,
-            action=ask.action, target_generation_id=ask.target_generation_id,
+            thread=ask.thread, user=user, text=ask.text, source_event=ask.source_event,
+            model=ask.model, action=ask.action, target_generation_id=ask.target_generation_id,
             platform_message_id=ask.platform_message_id)
         await self._submit(request, ask.files, received_view(ask.label or text))
 
