@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from PIL import Image
 
+from bot import bench_probe
 from bot.db import _init_connection, create_pool, resolve_database_url
 from bot.migrate import migrate
 from bot.settings import Settings
@@ -43,6 +44,7 @@ from core.models import (
 )
 from core.runtime import Runtime
 from core.service import Easel
+from core.status import received_view
 from core.submit import SubmitRequest
 from core.worker import Worker
 
@@ -57,6 +59,7 @@ aspect_ratios = ["1:1"]
 can_edit = true
 """
 SUBMITTERS = 64  # concurrent submit calls, like many gateway events at once
+STATS_SETTLE_S = 1.2  # Postgres backends report their counters within a second of idling
 
 
 class BenchProvider:
@@ -85,12 +88,14 @@ class CountingChat:
     def __init__(self) -> None:
         self.edits = 0
         self.images = 0
+        self.first_edit_at: dict[str, float] = {}  # status message id -> perf_counter()
 
     async def post_status(self, thread: ThreadRef, view: StatusView) -> MessageRef:
         return MessageRef(thread.channel, uuid.uuid4().hex, thread.thread)
 
     async def edit_status(self, thread: ThreadRef, message: MessageRef, view: StatusView) -> None:
         self.edits += 1
+        self.first_edit_at.setdefault(message.message_id, time.perf_counter())
 
     async def post_image(self, thread: ThreadRef, image: ImageDelivery) -> MessageRef:
         self.images += 1
@@ -156,11 +161,21 @@ async def _scratch_database(settings: Settings, settings_sync_commit: bool) -> t
     return url, scratch
 
 
-def _worker_process(url: str, images: str, args: argparse.Namespace) -> None:
+async def _drop_database(admin_url: str, url: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _worker_process(url: str, images: str, args: argparse.Namespace, may_close: Any) -> None:
     async def main() -> None:
         pool = await _pool(url, args.pool_size)
         worker = Worker(_runtime(pool, Path(images), args, url))
         await _work_until_all_done(worker, pool, args.generations)
+        # Its backends stay up until the main process has read their CPU time.
+        await asyncio.to_thread(may_close.wait, 60)
         await pool.close()
 
     asyncio.run(main())
@@ -190,6 +205,13 @@ def _pct(values: list[float], q: float) -> float:
 async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     """Run the benchmark and print its figures."""
     admin_url, url = await _scratch_database(settings, not args.async_commit)
+    if args.fill:
+        from bot.bench_fill import run_fill
+
+        try:
+            return await run_fill(url, args)
+        finally:
+            await _drop_database(admin_url, url)
     images = tempfile.mkdtemp(prefix="easel-bench-")
     pool = await _pool(url, args.pool_size)
     rt = _runtime(pool, Path(images), args, url)
@@ -198,26 +220,41 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     easel = Easel(rt)
     users = [UserRef("bench", "", f"user-{i}") for i in range(args.users)]
     submit_s: list[float] = []
+    status_s: list[float] = []
     gate = asyncio.Semaphore(SUBMITTERS)
+    chat: CountingChat = rt.platforms["bench"]  # type: ignore[assignment]
     # Worker processes start (and register) before the clock does: spawning Python is not
     # what is measured. With --separate-gateway this process only submits, like a gateway.
     in_process = 0 if args.separate_gateway else 1
+    spawn = multiprocessing.get_context("spawn")
+    may_close = spawn.Event()
     others = [
-        multiprocessing.get_context("spawn").Process(target=_worker_process, args=(url, images, args))
+        spawn.Process(target=_worker_process, args=(url, images, args, may_close))
         for _ in range(max(0, args.workers - in_process))
     ]
     for process in others:
         process.start()
     while await pool.fetchval("SELECT count(*) FROM workers") < len(others):  # noqa: ASYNC110
         await asyncio.sleep(0.05)
+    probe = await asyncpg.connect(url)
+    easel_pids = [os.getpid(), *(p.pid for p in others if p.pid is not None)]
+    await asyncio.sleep(STATS_SETTLE_S)
+    before = await bench_probe.sample(probe, easel_pids)
     started = time.perf_counter()
     trips_before = RoundTrips.count
 
     async def one(n: int) -> None:
+        # Every request arrives at `started`; a gateway first drops repeats, then shows
+        # the status message (the first thing the person sees), then submits.
+        thread = ThreadRef("bench", "", "c", f"t{n}")
+        if await easel.is_known_event("bench", f"bench-{n}"):
+            return
+        status = await chat.post_status(thread, received_view(f"bench image {n}"))
+        status_s.append(time.perf_counter() - started)
         request = SubmitRequest(
-            thread=ThreadRef("bench", "", "c", f"t{n}"), user=users[n % len(users)],
+            thread=thread, user=users[n % len(users)],
             text=f"a bench image number {n}", source_event=f"bench-{n}",
-            status_message=MessageRef("c", f"s{n}", f"t{n}"),
+            status_message=status,
         )
         async with gate:
             t0 = time.perf_counter()
@@ -231,10 +268,15 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         work = asyncio.create_task(_until_all_done(pool, args.generations))
     await submits
     await work
-    for process in others:
-        await asyncio.to_thread(process.join)
     wall_s = time.perf_counter() - started
     trips = RoundTrips.count - trips_before
+    await asyncio.sleep(STATS_SETTLE_S)
+    figures = bench_probe.difference(before, await bench_probe.sample(probe, easel_pids))
+    await probe.close()
+    may_close.set()
+    for process in others:
+        await asyncio.to_thread(process.join)
+    first_edit_s = [at - started for at in chat.first_edit_at.values()]
     rows = await pool.fetch(
         """SELECT extract(epoch FROM finished_at - created_at) AS e2e,
                   extract(epoch FROM finished_at - started_at) * 1000
@@ -245,11 +287,7 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     )
     await pool.close()
     await rt.intake_pool.close()
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _drop_database(admin_url, url)
     e2e = [float(r["e2e"]) for r in rows if r["status"] == "succeeded"]
     overhead = [float(r["overhead_ms"]) for r in rows if r["status"] == "succeeded"]
     peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -266,9 +304,15 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     print(f"  submit→done          p50 {_pct(e2e, .5) * 1000:.0f} ms  p99 {_pct(e2e, .99) * 1000:.0f} ms")
     print(f"  submit latency       p50 {_pct(submit_s, .5) * 1000:.1f} ms  "
           f"p99 {_pct(submit_s, .99) * 1000:.1f} ms  (what a platform's 3 s ack waits on)")
+    print(f"  request→status       p50 {_pct(status_s, .5) * 1000:.1f} ms  "
+          f"p99 {_pct(status_s, .99) * 1000:.1f} ms  (all arrive at once; status posted)")
+    print(f"  request→first edit   p50 {_pct(first_edit_s, .5) * 1000:.0f} ms  "
+          f"p99 {_pct(first_edit_s, .99) * 1000:.0f} ms  (a worker shows the first stage)")
     print(f"  core overhead/gen    p50 {_pct(overhead, .5):.1f} ms  p99 {_pct(overhead, .99):.1f} ms"
           "  (worker time minus provider time)")
     print(f"  SQL round trips/gen  {trips / max(1, len(rows)):.1f}{counted}")
+    for line in bench_probe.cpu_lines(figures, len(rows)):
+        print(line)
     print(f"  status edits         {rt.platforms['bench'].edits}")  # type: ignore[attr-defined]
     print(f"  peak RSS             {peak_mb:.0f} MB")
     print(f"  mean submit          {statistics.fmean(submit_s) * 1000:.1f} ms")

@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run the scratch database with synchronous_commit=off (shows the fsync cost)",
     )
 
+    bench.add_argument(
+        "--fill", type=int, default=0, metavar="N",
+        help="instead: write N generations of history, then time /metrics, status and LIMITS",
+    )
+
     discord = sub.add_parser("discord", help="Discord helpers")
     discord_sub = discord.add_subparsers(dest="discord_command", required=True)
     discord_sub.add_parser("invite", help="print the OAuth2 URL that adds Easel to a server")
@@ -87,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from bot.logs import configure_logging
 
-    if args.command == "chat" and "log_level" not in settings.model_fields_set:
-        # The terminal is the chat: only warnings interrupt it unless asked otherwise.
+    if args.command in ("chat", "bench") and "log_level" not in settings.model_fields_set:
+        # The terminal is the chat: only warnings interrupt it unless asked otherwise. The
+        # bench measures Easel, not a log line per generation (EASEL_LOG_LEVEL=INFO for them).
         settings = settings.model_copy(update={"log_level": "WARNING"})
     configure_logging(settings)
     try:
