@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from adapters.storage.errors import ObjectNotFound
-from bot.flow_page import message_page, render_flow, resolve_image_urls
+from bot.flow_page import message_page, model_labels, render_flow, resolve_image_urls
 from bot.migrate import pending_migrations
 from core.flow import FlowLinkInvalid, flow_asset, load_flow, verify_flow_token
 from core.runtime import Runtime
@@ -131,11 +131,12 @@ async def flow_page(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     # Relative to /flow/<token>, so the page also works behind a path prefix.
     urls = await resolve_image_urls(
-        runtime.store, flow, runtime.config.url_ttl_s, lambda asset, _: f"{token}/image/{asset.id}"
+        runtime.store, flow.assets(), runtime.config.url_ttl_s,
+        lambda asset, _: f"{token}/image/{asset.id}",
     )
     expires_at = datetime.fromtimestamp(int(token.split(".")[1]), UTC)
-    names = {m.name: m.display_name for m in runtime.catalog.models}
-    page = render_flow(flow, urls, display_names=names, expires_at=expires_at)
+    page = render_flow(flow, urls, models=model_labels(runtime.catalog.models),
+                       expires_at=expires_at)
     return web.Response(text=page, content_type="text/html", headers=FLOW_HEADERS)
 
 

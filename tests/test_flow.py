@@ -104,15 +104,22 @@ async def test_the_page_shows_every_turn_and_the_compare_side_by_side(
         for row in rows:
             assert html.escape(row["refined_prompt"]) in page, row["refined_prompt"]
             assert f'id="gen-{row["id"]}"' in page
-        for stage in ("understanding", "refining_prompt", "generating", "uploading", "succeeded",
-                      "failed"):
-            assert f'<span class="stage">{stage}</span>' in page, stage
+        for stage, label in (("understanding", "Reading the thread"),
+                             ("refining_prompt", "Constructing the prompt"),
+                             ("generating", "Generating the image"),
+                             ("uploading", "Storing the image"),
+                             ("succeeded", "Succeeded"), ("failed", "Failed")):
+            assert f'<span class="stage" data-stage="{stage}">{label}</span>' in page, stage
+        assert "refining_prompt<" not in page and "size_bytes" not in page and "elapsed_s" not in page
         timings = re.findall(r'<span class="timing">(\d+ ms|\d+\.\d\d s)</span>', page)
         assert len(timings) == len(events) >= 10
-        assert "Nano Banana 2 (nano2)" in page and "(sketch)" in page
+        # Each model named once, with the provider's model id beside it (never "X (x)").
+        assert '<span class="model">Nano Banana 2</span><code class="model-id">' in page
+        assert '<span class="model">Sketch (offline)</span>' in page and "(sketch)" not in page
+        assert "aspect 1:1 · resolution" in page
         assert f"{rows[2]['cost']} credits" in page and "not charged" in page
-        assert page.count('<span class="outcome">succeeded</span>') == 3
-        assert page.count('<span class="outcome">failed</span>') == 1
+        assert page.count('<span class="outcome" data-field="status">succeeded</span>') == 3
+        assert page.count('<span class="outcome" data-field="status">failed</span>') == 1
         assert html.escape(ContentPolicy.default_message) in page
         assert "<script" not in page and 'name="viewport"' in page
 
@@ -200,7 +207,7 @@ async def test_what_people_typed_is_escaped(pool: asyncpg.Pool, images_dir: Path
         async with http.get(await easel.flow_link(thread(), SECRET, base)) as response:
             page = await response.text()
     assert "<script" not in page and "<img src=x" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x" in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;img src=x" in page
 
 
 async def test_console_flow_writes_a_page_with_file_images(
