@@ -1,4 +1,5 @@
-"""Easel's web server: provider webhooks, Slack HTTP mode, flow pages, health and metrics."""
+"""Easel's web server: provider webhooks, Slack HTTP mode, flow pages, the JSON API, health
+and metrics."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from adapters.storage.errors import ObjectNotFound
+from bot import api
 from bot.flow_page import message_page, model_labels, render_flow, resolve_image_urls
 from bot.migrate import pending_migrations
 from core.flow import FlowLinkInvalid, flow_asset, load_flow, verify_flow_token
+from core.links import Grant
+from core.live import GenerationFeed
 from core.runtime import Runtime
 from core.webhooks import accept_prediction_webhook
 
@@ -21,6 +25,7 @@ log = logging.getLogger("easel.web")
 RUNTIME = web.AppKey("runtime", Runtime)
 SECRET = web.AppKey("replicate_secret", object)
 FLOW_SECRET = web.AppKey("flow_secret", bytes)
+FEED = web.AppKey("generation_feed", GenerationFeed)
 # The page is private to whoever holds the link: never cached, indexed, or leaked as a Referer.
 FLOW_HEADERS = {
     "Cache-Control": "private, no-store",
@@ -48,10 +53,20 @@ def build_web_app(
     app.router.add_post("/webhooks/replicate", replicate_webhook)
     app.router.add_get("/flow/{token}", flow_page)
     app.router.add_get(r"/flow/{token}/image/{asset_id:\d{1,18}}", flow_image)
+    app.router.add_get(r"/api/generations/{generation_id:\d{1,18}}", api_generation)
+    app.router.add_get(r"/api/generations/{generation_id:\d{1,18}}/events", api_events)
+    app.router.add_get(r"/api/generations/{generation_id:\d{1,18}}/images/{asset_id:\d{1,18}}",
+                       api_image)
+    app[FEED] = GenerationFeed(runtime.connect)
+    app.on_cleanup.append(_close_feed)
     from bot.metrics import metrics_handler
 
     app.router.add_get("/metrics", metrics_handler)
     return app
+
+
+async def _close_feed(app: web.Application) -> None:
+    await app[FEED].close()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -147,12 +162,53 @@ async def flow_image(request: web.Request) -> web.Response:
     asset = await flow_asset(runtime.pool, session_id, int(request.match_info["asset_id"]))
     if asset is None:
         raise web.HTTPNotFound()
+    return await _image_response(runtime, asset.key, asset.content_type)
+
+
+async def _image_response(runtime: Runtime, key: str, content_type: str) -> web.Response:
+    """Stored bytes by the key the database holds (never a path from the request)."""
     try:
-        data = await runtime.store.get(asset.key)
+        data = await runtime.store.get(key)
     except ObjectNotFound:
         raise web.HTTPNotFound() from None
-    content_type = asset.content_type if asset.content_type in SAFE_IMAGE_TYPES else (
-        "application/octet-stream")
+    safe_type = content_type if content_type in SAFE_IMAGE_TYPES else "application/octet-stream"
     headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
                "Content-Security-Policy": "default-src 'none'"}
-    return web.Response(body=data, content_type=content_type, headers=headers)
+    return web.Response(body=data, content_type=safe_type, headers=headers)
+
+
+# --- the JSON API (bot/api.py) ---------------------------------------------------------
+
+
+def _api_grant(request: web.Request) -> tuple[Grant, str]:
+    secret = request.app[FLOW_SECRET]
+    token = api.bearer(request)
+    return api.grant_of([secret] if secret else [], token), token
+
+
+async def api_generation(request: web.Request) -> web.Response:
+    """GET /api/generations/{id}: status, stage, prompts, params, cost, events, image URLs."""
+    grant, token = _api_grant(request)
+    runtime = request.app[RUNTIME]
+    g = await api.authorized_generation(runtime, grant, int(request.match_info["generation_id"]))
+    state = await api.generation_state(runtime, g, token)
+    return web.json_response(state, headers=api.NO_STORE)
+
+
+async def api_events(request: web.Request) -> web.StreamResponse:
+    """GET /api/generations/{id}/events: Server-Sent Events until the generation finishes."""
+    grant, token = _api_grant(request)
+    return await api.stream_events(request, request.app[RUNTIME], request.app[FEED], grant,
+                                   int(request.match_info["generation_id"]), token)
+
+
+async def api_image(request: web.Request) -> web.Response:
+    """One output image of a generation the token may see."""
+    grant, _ = _api_grant(request)
+    runtime = request.app[RUNTIME]
+    g = await api.authorized_generation(runtime, grant, int(request.match_info["generation_id"]))
+    wanted = int(request.match_info["asset_id"])
+    asset = next((a for a in g.images if a.id == wanted), None)
+    if asset is None:
+        raise web.HTTPNotFound()
+    return await _image_response(runtime, asset.key, asset.content_type)

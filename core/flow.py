@@ -1,47 +1,45 @@
 """The prompt flow of a session: its turns and generations as a lineage tree.
 
-A flow page is reached by a signed, expiring link: the token carries the
-session id and the expiry, and an HMAC over both with EASEL_SECRET_KEY, so a
-link can be neither guessed nor bent to another session. `load_flow` reads the
-session with a few queries and returns a frozen tree for a renderer.
+A flow page is reached by a signed, expiring link (core/links.py): the token
+carries the session id and the expiry, and an HMAC over both with
+EASEL_SECRET_KEY, so a link can be neither guessed nor bent to another session.
+`load_flow` reads the session with a few queries and returns a frozen tree for a
+renderer; `load_generation` reads one generation for the API and the live page.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-# Domain separation: a MAC made for flow links means nothing anywhere else.
-TOKEN_CONTEXT = b"easel-flow-v1"
-TOKEN_PATTERN = re.compile(r"([1-9][0-9]{0,18})\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
+from core.links import Grant, GrantKind, LinkInvalid, sign_link, verify_link
 
 SESSION = """
 SELECT id, platform, model, created_at FROM sessions WHERE id = $1 AND deleted_at IS NULL
 """
 
-TURNS = """
+TURN_COLUMNS = """
 SELECT m.id, m.text, m.created_at, coalesce(nullif(u.display_name, ''), u.external_id, '') AS author,
     (SELECT coalesce(jsonb_agg(jsonb_build_object('id', a.id, 'key', a.object_key,
                                                   'content_type', a.content_type) ORDER BY a.idx),
                      '[]')
        FROM assets a WHERE a.message_id = m.id AND a.kind = 'upload') AS uploads
 FROM messages m LEFT JOIN users u ON u.id = m.user_id
-WHERE m.session_id = $1 AND m.role = 'user'
-ORDER BY m.id
 """
+TURNS = TURN_COLUMNS + "WHERE m.session_id = $1 AND m.role = 'user' ORDER BY m.id"
+TURN = TURN_COLUMNS + "WHERE m.id = $1"
 
-GENERATIONS = """
-SELECT g.id, g.parent_id, g.message_id, g.model, g.intent, g.user_prompt, g.refined_prompt,
+GENERATION_COLUMNS = """
+SELECT g.id, g.session_id, g.user_id, g.parent_id, g.message_id, g.model, g.intent, g.user_prompt,
+    g.refined_prompt,
     g.status::text AS status, g.stage::text AS stage, g.cost, g.compare_group, g.error,
     g.attempts, g.params, g.created_at, g.finished_at,
-    (SELECT coalesce(jsonb_agg(jsonb_build_object('stage', e.stage, 'claim', e.claim,
+    (SELECT coalesce(jsonb_agg(jsonb_build_object('id', e.id, 'at', e.at,
+                                                  'stage', e.stage, 'claim', e.claim,
                                                   'duration_ms', e.duration_ms, 'detail', e.detail)
                                ORDER BY e.id), '[]')
        FROM generation_events e WHERE e.generation_id = g.id) AS events,
@@ -49,8 +47,15 @@ SELECT g.id, g.parent_id, g.message_id, g.model, g.intent, g.user_prompt, g.refi
                                                   'content_type', a.content_type) ORDER BY a.idx),
                      '[]')
        FROM assets a WHERE a.generation_id = g.id AND a.kind = 'output') AS images
-FROM generations g WHERE g.session_id = $1
-ORDER BY g.id
+FROM generations g
+"""
+GENERATIONS = GENERATION_COLUMNS + "WHERE g.session_id = $1 ORDER BY g.id"
+GENERATION = GENERATION_COLUMNS + "WHERE g.id = $1"
+
+# A person sees the generations they asked for and every one of a thread they spoke in.
+PERSON_MAY_SEE = """
+SELECT EXISTS (SELECT 1 FROM generations g WHERE g.id = $1 AND (g.user_id = $2 OR EXISTS (
+    SELECT 1 FROM messages m WHERE m.session_id = g.session_id AND m.user_id = $2)))
 """
 
 ASSET = """
@@ -61,39 +66,24 @@ WHERE a.id = $1 AND coalesce(g.session_id, m.session_id) = $2
 """
 
 
-class FlowLinkInvalid(Exception):
-    """A flow token that is malformed, forged or expired (the page answers 403)."""
+FlowLinkInvalid = LinkInvalid  # the name the flow page's callers know
 
 
-# --- signed links ---------------------------------------------------------------
-
-
-def _mac(secret: bytes, session_id: int, expires_at: int) -> str:
-    message = b"\x00".join((TOKEN_CONTEXT, str(session_id).encode(), str(expires_at).encode()))
-    digest = hmac.new(secret, message, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+# --- signed links (core/links.py; a session's flow is a SESSION grant) -----------------
 
 
 def sign_flow_token(secret: bytes, session_id: int, expires_at: int) -> str:
     """A URL-safe token for session `session_id`, valid until unix time `expires_at`."""
-    if not secret:
-        raise ValueError("a flow token needs a non-empty secret key")
-    if session_id < 1 or expires_at < 0:
-        raise ValueError("session id and expiry must be positive")
-    return f"{session_id}.{expires_at}.{_mac(secret, session_id, expires_at)}"
+    return sign_link(secret, GrantKind.SESSION, session_id, expires_at)
 
 
-def verify_flow_token(secret: bytes, token: str, now: float) -> int:
-    """The session id a token grants, or FlowLinkInvalid (forged, altered or expired)."""
-    match = TOKEN_PATTERN.fullmatch(token)
-    if not secret or match is None:
-        raise FlowLinkInvalid("malformed flow token")
-    session_id, expires_at = int(match[1]), int(match[2])
-    if not hmac.compare_digest(_mac(secret, session_id, expires_at), match[3]):
-        raise FlowLinkInvalid("bad flow token signature")
-    if now >= expires_at:
-        raise FlowLinkInvalid("expired flow token")
-    return session_id
+def verify_flow_token(secret: bytes | Sequence[bytes], token: str, now: float) -> int:
+    """The session id a token grants, or FlowLinkInvalid (forged, altered, expired, or
+    a token of another kind)."""
+    grant = verify_link([secret] if isinstance(secret, bytes) else secret, token, now)
+    if grant.kind is not GrantKind.SESSION:
+        raise LinkInvalid("not a session link")
+    return grant.subject
 
 
 # --- the tree -------------------------------------------------------------------
@@ -116,6 +106,8 @@ class FlowStage:
     claim: int
     duration_ms: float | None
     detail: dict[str, Any]
+    id: int = 0
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +143,8 @@ class FlowGeneration:
     finished_at: datetime | None
     stages: tuple[FlowStage, ...]
     images: tuple[FlowAsset, ...]
+    session_id: int = 0
+    user_id: int = 0
 
     @property
     def elapsed_s(self) -> float | None:
@@ -215,10 +209,7 @@ async def load_flow(pool: asyncpg.Pool, session_id: int) -> Flow | None:
             return None
         turn_rows = await conn.fetch(TURNS, session_id)
         generation_rows = await conn.fetch(GENERATIONS, session_id)
-    turns = tuple(
-        FlowTurn(r["id"], r["text"], r["author"], r["created_at"], _assets(r["uploads"]))
-        for r in turn_rows
-    )
+    turns = tuple(_turn(r) for r in turn_rows)
     by_message = {t.message_id: t for t in turns}
     generations = [_generation(r, by_message) for r in generation_rows]
     return Flow(session["id"], session["platform"], session["model"], session["created_at"],
@@ -231,13 +222,41 @@ async def flow_asset(pool: asyncpg.Pool, session_id: int, asset_id: int) -> Flow
     return FlowAsset(row["id"], row["object_key"], row["content_type"]) if row else None
 
 
+async def load_generation(pool: asyncpg.Pool, generation_id: int) -> FlowGeneration | None:
+    """One generation with its stages and images (None if there is no such generation)."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(GENERATION, generation_id)
+        if row is None:
+            return None
+        turn = None
+        if row["message_id"] is not None:
+            turn_row = await conn.fetchrow(TURN, row["message_id"])
+            if turn_row is not None:
+                turn = _turn(turn_row)
+    return _generation(row, {turn.message_id: turn} if turn else {})
+
+
+async def may_see(pool: asyncpg.Pool, grant: Grant, generation: FlowGeneration) -> bool:
+    """Whether a verified grant covers this generation."""
+    if grant.kind is GrantKind.ADMIN:
+        return True
+    if grant.kind is GrantKind.SESSION:
+        return generation.session_id == grant.subject
+    return bool(await pool.fetchval(PERSON_MAY_SEE, generation.id, grant.subject))
+
+
+def _turn(r: asyncpg.Record) -> FlowTurn:
+    return FlowTurn(r["id"], r["text"], r["author"], r["created_at"], _assets(r["uploads"]))
+
+
 def _assets(items: list[dict[str, Any]]) -> tuple[FlowAsset, ...]:
     return tuple(FlowAsset(int(a["id"]), str(a["key"]), str(a["content_type"])) for a in items)
 
 
 def _generation(row: asyncpg.Record, turns: dict[int, FlowTurn]) -> FlowGeneration:
     stages = tuple(
-        FlowStage(str(e["stage"]), int(e["claim"]), e["duration_ms"], dict(e["detail"] or {}))
+        FlowStage(str(e["stage"]), int(e["claim"]), e["duration_ms"], dict(e["detail"] or {}),
+                  int(e["id"]), datetime.fromisoformat(e["at"]))
         for e in row["events"]
     )
     return FlowGeneration(
@@ -247,6 +266,7 @@ def _generation(row: asyncpg.Record, turns: dict[int, FlowTurn]) -> FlowGenerati
         cost=row["cost"], compare_group=row["compare_group"], error=row["error"],
         attempts=row["attempts"], params=dict(row["params"]), created_at=row["created_at"],
         finished_at=row["finished_at"], stages=stages, images=_assets(row["images"]),
+        session_id=row["session_id"], user_id=row["user_id"],
     )
 
 
