@@ -16,7 +16,8 @@ from pathlib import Path
 
 import asyncpg
 
-from bot.db import create_pool, resolve_database_url
+from bot.checks import check_default_model, check_s3_credentials
+from bot.db import connect, create_pool, resolve_database_url
 from bot.migrate import migrate
 from bot.settings import Settings
 from core.catalog import Catalog, parse_catalog
@@ -157,14 +158,19 @@ async def open_database(settings: Settings, *, pool_size: int | None = None) -> 
         settings.database_url.get_secret_value() if settings.database_url else None,
         settings.data_dir,
     )
-    conn = await asyncpg.connect(url)
+    applied = await migrate_database(url, configured=settings.database_url is not None)
+    if applied:
+        log.info("applied migrations: %s", ", ".join(applied))
+    return url, await create_pool(url, max_size=pool_size or settings.db_pool_size)
+
+
+async def migrate_database(url: str, *, configured: bool) -> list[str]:
+    """Apply pending migrations over one connection; return the versions applied."""
+    conn = await connect(url, configured=configured)
     try:
-        applied = await migrate(conn)
-        if applied:
-            log.info("applied migrations: %s", ", ".join(applied))
+        return await migrate(conn)
     finally:
         await conn.close()
-    return url, await create_pool(url, max_size=pool_size or settings.db_pool_size)
 
 
 @contextlib.asynccontextmanager
@@ -179,6 +185,9 @@ async def bootstrap(
     """Build the whole app from settings; tests pass fakes for any part."""
     catalog = load_catalog(settings.models_file)
     providers = providers if providers is not None else build_providers(settings)
+    check_default_model(settings, catalog, set(providers))
+    if store is None:
+        check_s3_credentials(settings)
     url, pool = await open_database(settings, pool_size=pool_size)
     intake_pool = await create_pool(url, max_size=INTAKE_POOL_SIZE)
     try:

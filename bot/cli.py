@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bot.settings import Settings, SettingsError, load_settings
+from bot.user_ids import UserIdError
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -37,11 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     credits = sub.add_parser("credits", help="grant, show and audit credits")
     credits_sub = credits.add_subparsers(dest="credits_command", required=True)
     grant = credits_sub.add_parser("grant", help="grant (or with a negative amount, deduct)")
-    grant.add_argument("user", help="PLATFORM:EXTERNAL_ID, e.g. discord:1234 or console:ada")
+    grant.add_argument(
+        "user", help="PLATFORM:ID (e.g. slack:U0USER, discord:1234, console:ada) or PLATFORM:WORKSPACE:ID"
+    )
     grant.add_argument("amount", type=int)
     grant.add_argument("--reason", default="admin grant")
     show = credits_sub.add_parser("show", help="a user's balance")
-    show.add_argument("user", nargs="?", help="PLATFORM:EXTERNAL_ID (default: you, console)")
+    show.add_argument(
+        "user", nargs="?", help="PLATFORM:ID or PLATFORM:WORKSPACE:ID (default: you, on the console)"
+    )
     credits_sub.add_parser("audit", help="check every credit invariant; non-zero on violation")
 
     bench = sub.add_parser("bench", help="drive synthetic users through the real pipeline")
@@ -65,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         help="instead: write N generations of history, then time /metrics, status and LIMITS",
     )
 
+    db = sub.add_parser("db", help="the embedded PostgreSQL (used when DATABASE_URL is unset)")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("status", help="whether it runs, its process and where its data is")
+    db_sub.add_parser("stop", help="stop it (the next command starts it again)")
+
     discord = sub.add_parser("discord", help="Discord helpers")
     discord_sub = discord.add_subparsers(dest="discord_command", required=True)
     discord_sub.add_parser("invite", help="print the OAuth2 URL that adds Easel to a server")
@@ -77,8 +87,8 @@ def _command(args: argparse.Namespace) -> Command:
     name = args.command
     if name == "credits":
         name = f"credits_{args.credits_command}"
-    if name == "discord":
-        name = f"discord_{args.discord_command}"
+    if name in ("discord", "db"):
+        name = f"{name}_{getattr(args, name + '_command')}"
     fn: Command = getattr(commands, f"cmd_{name}")
     return fn
 
@@ -101,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_command(args)(settings, args))
     except KeyboardInterrupt:
         return 130
+    except (SettingsError, UserIdError) as exc:
+        print(f"easel: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         from core.catalog import CatalogError
 

@@ -7,10 +7,9 @@ import sys
 import uuid
 from pathlib import Path
 
-import asyncpg
-
 from bot.app import bootstrap, build_providers, load_catalog, offline_parts, open_database
 from bot.settings import Settings
+from bot.user_ids import resolve_user
 from core import credits as credit_ops
 from core.audit import audit
 from core.models import UserRef
@@ -45,18 +44,14 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import migrate_database
     from bot.db import resolve_database_url
-    from bot.migrate import migrate
 
     url = await resolve_database_url(
         settings.database_url.get_secret_value() if settings.database_url else None,
         settings.data_dir,
     )
-    conn = await asyncpg.connect(url)
-    try:
-        applied = await migrate(conn)
-    finally:
-        await conn.close()
+    applied = await migrate_database(url, configured=settings.database_url is not None)
     print(f"applied: {', '.join(applied)}" if applied else "nothing to migrate: up to date")
     return 0
 
@@ -72,23 +67,16 @@ async def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_user(text: str | None) -> UserRef:
-    import getpass
-
-    if not text:
-        return UserRef("console", "", getpass.getuser())
-    platform, _, rest = text.partition(":")
-    if not rest:
-        raise SystemExit("easel: give the user as PLATFORM:ID (e.g. discord:1234, console:ada)")
-    workspace, _, external = rest.rpartition(":")
-    return UserRef(platform, workspace, external)
+def _label(user: UserRef) -> str:
+    return ":".join(part for part in (user.platform, user.workspace, user.external_id) if part)
 
 
 async def cmd_credits_grant(settings: Settings, args: argparse.Namespace) -> int:
-    target = _parse_user(args.user)
     _, pool = await open_database(settings, pool_size=2)
     try:
         async with pool.acquire() as conn:
+            target = await resolve_user(conn, args.user, create=True)
+            assert target is not None
             user_id = await upsert_user(conn, target, settings.starter_credits)
             ok = await credit_ops.adjust(
                 conn, user_id, args.amount, reason=args.reason, key=f"cli:{uuid.uuid4()}"
@@ -101,27 +89,28 @@ async def cmd_credits_grant(settings: Settings, args: argparse.Namespace) -> int
         print(f"easel: cannot deduct {-args.amount}: only {balance.available} available",
               file=sys.stderr)
         return 1
-    print(f"{args.user}: {balance.available} available, {balance.reserved} reserved, "
+    print(f"{_label(target)}: {balance.available} available, {balance.reserved} reserved, "
           f"{balance.spent} spent")
     return 0
 
 
 async def cmd_credits_show(settings: Settings, args: argparse.Namespace) -> int:
-    target = _parse_user(args.user)
     _, pool = await open_database(settings, pool_size=2)
     try:
-        row = await pool.fetchrow(
-            """SELECT a.* FROM accounts a JOIN users u ON u.id = a.user_id
-               WHERE u.platform = $1 AND u.workspace = $2 AND u.external_id = $3""",
-            target.platform, target.workspace, target.external_id,
-        )
+        async with pool.acquire() as conn:
+            target = await resolve_user(conn, args.user, create=False)
+            assert target is not None
+            row = await conn.fetchrow(
+                """SELECT a.* FROM accounts a JOIN users u ON u.id = a.user_id
+                   WHERE u.platform = $1 AND u.workspace = $2 AND u.external_id = $3""",
+                target.platform, target.workspace, target.external_id,
+            )
     finally:
         await pool.close()
     if row is None:
-        print(f"{target.platform}:{target.external_id}: no account yet "
-              f"({settings.starter_credits} credits on first use)")
+        print(f"{_label(target)}: no account yet ({settings.starter_credits} credits on first use)")
         return 0
-    print(f"{target.platform}:{target.external_id}: granted {row['granted']}, available "
+    print(f"{_label(target)}: granted {row['granted']}, available "
           f"{row['available']}, reserved {row['reserved']}, spent {row['spent']}")
     return 0
 
@@ -183,8 +172,36 @@ async def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_discord_invite(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.checks import check_discord_invite
     from bot.roles import discord_invite_url
 
+    check_discord_invite(settings)
     url = await discord_invite_url(settings)
     print(url)
+    return 0
+
+
+async def cmd_db_status(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.db import redact_url
+    from bot.embedded import embedded_server
+
+    if settings.database_url:
+        print(f"DATABASE_URL is set: Easel uses {redact_url(settings.database_url.get_secret_value())}, "
+              "not the embedded PostgreSQL")
+    server = embedded_server(settings.data_dir)
+    if server.is_running:
+        print(f"embedded PostgreSQL: running (pid {server.pid}, since {server.started_at:%Y-%m-%d %H:%M:%S}) "
+              f"· data {server.pgdata} · socket {server.socket_dir}")
+    else:
+        print(f"embedded PostgreSQL: not running · data {server.pgdata} "
+              "(any easel command starts it)")
+    return 0
+
+
+async def cmd_db_stop(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.embedded import embedded_server, stop_embedded_server
+
+    pgdata = embedded_server(settings.data_dir).pgdata
+    stopped = stop_embedded_server(settings.data_dir)
+    print(f"embedded PostgreSQL in {pgdata}: " + ("stopped" if stopped else "was not running"))
     return 0

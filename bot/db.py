@@ -8,7 +8,55 @@ from pathlib import Path
 
 import asyncpg
 
+from bot.settings import SettingsError
+
 EMBEDDED_DATABASE = "easel"
+CONNECT_TIMEOUT_S = 10.0
+NO_PGSERVER = (
+    "DATABASE_URL is not set and the embedded PostgreSQL (the pip package pgserver) is not "
+    "installed: set DATABASE_URL to a PostgreSQL server, or `pip install pgserver`"
+)
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (in the userinfo or a `password=` parameter) replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, host = netloc.rpartition("@")
+            user, has_password, _ = userinfo.partition(":")
+            netloc = f"{user}:***@{host}" if has_password else netloc
+        query = "&".join(
+            "password=***" if item.lower().startswith("password=") else item
+            for item in parts.query.split("&")
+        ) if parts.query else ""
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return "(a URL that cannot be parsed)"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is PostgreSQL running and listening there?)"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT_S:.0f}s"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+async def connect(url: str, *, configured: bool) -> asyncpg.Connection:
+    """One connection; a failure becomes one line naming DATABASE_URL (password hidden)."""
+    try:
+        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError,
+            asyncpg.InterfaceError) as exc:
+        where = (f"DATABASE_URL ({redact_url(url)})" if configured
+                 else "the embedded PostgreSQL")
+        raise SettingsError(f"cannot connect to the database at {where}: {_reason(exc)}") from None
 
 
 def start_embedded_server(data_dir: Path) -> str:
@@ -23,7 +71,10 @@ def start_embedded_server(data_dir: Path) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers); /tmp is fine here.
         warnings.simplefilter("ignore")
-        import pgserver  # only the embedded path needs it
+        try:
+            import pgserver  # only the embedded path needs it
+        except ImportError:
+            raise SettingsError(NO_PGSERVER) from None
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(  # type: ignore[attr-defined]
@@ -34,7 +85,7 @@ def start_embedded_server(data_dir: Path) -> str:
 
 async def ensure_database(admin_url: str, name: str) -> str:
     """Create database `name` if missing (safe when processes race); return its URL."""
-    conn = await asyncpg.connect(admin_url)
+    conn = await connect(admin_url, configured=False)
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             try:

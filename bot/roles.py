@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import App, bootstrap
+from bot.checks import check_slack_inbound
 from bot.settings import Settings
 from core.ports import ChatPlatform
 from core.sweeper import run_sweeper, sweep
@@ -72,14 +73,22 @@ async def run_roles(
     settings: Settings, *, roles: set[str], concurrency: int | None = None
 ) -> int:
     """Run `roles` until SIGTERM/SIGINT, then shut down gracefully."""
-    platforms = await build_platforms(settings)
-    if not platforms and roles & {"gateway", "worker"}:
-        print(NO_PLATFORM, file=sys.stderr)
-        return 2
+    if "gateway" in roles:
+        check_slack_inbound(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    platforms = await build_platforms(settings)
+    if not platforms and roles & {"gateway", "worker"}:
+        print(NO_PLATFORM, file=sys.stderr)
+        if not settings.wait_for_config:
+            return 2
+        # Under a supervisor (compose), idle until restarted with tokens instead of crash-looping.
+        print("easel: EASEL_WAIT_FOR_CONFIG is set: waiting; restart this process once "
+              "the settings are in place", file=sys.stderr)
+        await stop.wait()
+        return 0
     async with bootstrap(settings, platforms=platforms) as app:
         tasks: list[asyncio.Task[Any]] = []
         worker = None

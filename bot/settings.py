@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _default_data_dir() -> Path:
@@ -81,6 +83,25 @@ class Settings(BaseSettings):
     web_port: int = Field(8080, ge=0, le=65535, validation_alias="EASEL_WEB_PORT")
     log_format: Literal["plain", "json"] = Field("plain", validation_alias="EASEL_LOG_FORMAT")
     log_level: str = Field("INFO", validation_alias="EASEL_LOG_LEVEL")
+    wait_for_config: bool = Field(False, validation_alias="EASEL_WAIT_FOR_CONFIG")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        scheme = value.get_secret_value().partition("://")[0] if value else "postgresql"
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                f"must be a PostgreSQL URL like postgresql://USER:PASSWORD@HOST:5432/DB "
+                f"(this one starts with {scheme[:20]!r})"
+            )
+        return value
 
     @property
     def admin_ids(self) -> frozenset[str]:
@@ -99,17 +120,33 @@ def load_settings(**overrides: object) -> Settings:
     """Read settings; turn pydantic's report into one line per wrong setting."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f".env is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start}): "
+            "save it as UTF-8"
+        ) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = _env_name(error["loc"])
-            shown = "" if _is_secret(error["loc"]) else f" (got {error.get('input')!r})"
-            problems.append(f"{name}: {error['msg']}{shown}")
+            field = _field_of(error["loc"])
+            shown = "" if _is_secret(field) else f" (got {str(error.get('input'))[:80]!r})"
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{_env_name(field)}: {message}{shown}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
 
 
-def _env_name(loc: tuple[int | str, ...]) -> str:
-    field = str(loc[0]) if loc else "?"
+def _field_of(loc: tuple[int | str, ...]) -> str:
+    """The field behind an error location, which pydantic gives by alias or by name."""
+    key = str(loc[0]) if loc else "?"
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        if key == name or key in choices:
+            return name
+    return key
+
+
+def _env_name(field: str) -> str:
     info = Settings.model_fields.get(field)
     alias = info.validation_alias if info else None
     if isinstance(alias, str):
@@ -119,6 +156,6 @@ def _env_name(loc: tuple[int | str, ...]) -> str:
     return field
 
 
-def _is_secret(loc: tuple[int | str, ...]) -> bool:
-    info = Settings.model_fields.get(str(loc[0])) if loc else None
+def _is_secret(field: str) -> bool:
+    info = Settings.model_fields.get(field)
     return info is not None and "SecretStr" in str(info.annotation)
