@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from bot.app import bootstrap, build_providers, load_catalog, offline_parts, ope
 from bot.settings import Settings
 from bot.user_ids import resolve_user
 from core import credits as credit_ops
-from core.audit import audit
+from core.audit import violations
 from core.models import UserRef
 from core.sessions import upsert_user
 
@@ -117,16 +118,19 @@ async def cmd_credits_show(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_credits_audit(settings: Settings, args: argparse.Namespace) -> int:
     _, pool = await open_database(settings, pool_size=2)
+    started = time.perf_counter()
+    found = 0
     try:
         async with pool.acquire() as conn:
-            problems = await audit(conn)
+            async for problem in violations(conn):
+                print(f"VIOLATION {problem}", flush=True)
+                found += 1
             users = await conn.fetchval("SELECT count(*) FROM accounts")
     finally:
         await pool.close()
-    for problem in problems:
-        print(f"VIOLATION {problem}")
-    print(f"audit: {users} accounts, {len(problems)} violations")
-    return 1 if problems else 0
+    print(f"audit: {users} accounts, {found} violations, "
+          f"{time.perf_counter() - started:.2f} s")
+    return 1 if found else 0
 
 
 async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:

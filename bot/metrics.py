@@ -1,13 +1,15 @@
 """/metrics in Prometheus format, read from Postgres at scrape time.
 
 Every process shares one database, so counts taken from it agree across any
-number of workers and match what `easel status` and the rows say.
+number of workers and match what `easel status` and the rows say. A scrape costs
+the same with a thousand generations or a million (bot/metrics_rollup.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -17,35 +19,27 @@ from prometheus_client.core import (
     Metric,
 )
 
+from bot.metrics_rollup import FOLD_EVERY_S, IN_FLIGHT, QUEUE, SETTLE_S, fold_if_due, totals
+
 BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-
-QUERIES = {
-    "outcomes": """SELECT model, platform, status::text AS status, count(*) AS n
-                   FROM generations GROUP BY 1, 2, 3""",
-    "queue": """SELECT count(*) FILTER (WHERE status = 'queued') AS depth,
-                   coalesce(extract(epoch FROM now() - min(created_at)
-                       FILTER (WHERE status = 'queued')), 0) AS oldest_s
-                FROM generations""",
-    "credits": """SELECT kind::text AS kind, coalesce(sum(amount), 0) AS total
-                  FROM ledger GROUP BY 1""",
-    "errors": """SELECT coalesce(detail->>'kind', 'unknown') AS kind, count(*) AS n
-                 FROM generation_events WHERE stage IN ('retry', 'failed') GROUP BY 1""",
-    "stages": """SELECT stage, duration_ms / 1000.0 AS s FROM generation_events
-                 WHERE duration_ms IS NOT NULL AND at > now() - interval '1 day'""",
-    "latency": """SELECT extract(epoch FROM finished_at - created_at) AS s FROM generations
-                  WHERE status = 'succeeded' AND finished_at > now() - interval '1 day'""",
-}
+INFINITY = float("inf")
 
 
-def _histogram(name: str, doc: str, label: str | None, rows: list[tuple[str, float]]) -> Metric:
+def _histogram(name: str, doc: str, label: str | None, rows: list[asyncpg.Record]) -> Metric:
+    """A histogram family from (labels, le, n, total) rows, one row per occupied bucket."""
     family = HistogramMetricFamily(name, doc, labels=[label] if label else None)
-    groups: dict[str, list[float]] = {}
-    for key, value in rows:
-        groups.setdefault(key, []).append(value)
-    for key, values in sorted(groups.items()):
-        buckets = [(str(b), float(sum(1 for v in values if v <= b))) for b in BUCKETS_S]
-        buckets.append(("+Inf", float(len(values))))
-        family.add_metric([key] if label else [], buckets, sum_value=sum(values))
+    groups: dict[tuple[str, ...], list[asyncpg.Record]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row["labels"]), []).append(row)
+    for key, bucket_rows in sorted(groups.items()):
+        counts = {float(r["le"]): int(r["n"]) for r in bucket_rows}
+        seen = 0
+        buckets = []
+        for bound in BUCKETS_S:
+            seen += counts.get(float(bound), 0)
+            buckets.append((str(bound), float(seen)))
+        buckets.append(("+Inf", float(sum(counts.values()))))
+        family.add_metric(list(key), buckets, sum_value=sum(float(r["total"]) for r in bucket_rows))
     return family
 
 
@@ -57,38 +51,48 @@ class _Snapshot:
         yield from self.metrics
 
 
-async def snapshot(pool: object) -> list[Metric]:
-    """Read the figures from the database into Prometheus metric families."""
-    rows = {name: await pool.fetch(sql) for name, sql in QUERIES.items()}  # type: ignore[attr-defined]
+async def snapshot(
+    pool: asyncpg.Pool, *, fold_every_s: float = FOLD_EVERY_S, settle_s: float = SETTLE_S
+) -> list[Metric]:
+    """Read the figures from the database into Prometheus metric families.
+
+    Totals since the first generation, at a cost that does not grow with history (see
+    bot/metrics_rollup.py); histograms are cumulative, as Prometheus expects.
+    """
+    buckets = [float(b) for b in BUCKETS_S]
+    await fold_if_due(pool, buckets, every_s=fold_every_s, settle_s=settle_s)
+    by_family: dict[str, list[asyncpg.Record]] = {}
+    for row in await totals(pool, buckets):
+        by_family.setdefault(row["family"], []).append(row)
     outcomes = CounterMetricFamily(
         "easel_generations", "Generations by model, platform and outcome",
         labels=["model", "platform", "outcome"],
     )
-    for r in rows["outcomes"]:
+    for r in by_family.get("outcome", []):
+        outcomes.add_metric(list(r["labels"]), r["n"])
+    for r in await pool.fetch(IN_FLIGHT):
         outcomes.add_metric([r["model"], r["platform"], r["status"]], r["n"])
+    queue = await pool.fetchrow(QUEUE)
+    assert queue is not None
     depth = GaugeMetricFamily("easel_queue_depth", "Generations queued now")
-    depth.add_metric([], rows["queue"][0]["depth"])
+    depth.add_metric([], queue["depth"])
     oldest = GaugeMetricFamily("easel_queue_oldest_seconds", "Age of the oldest queued one")
-    oldest.add_metric([], float(rows["queue"][0]["oldest_s"]))
+    oldest.add_metric([], float(queue["oldest_s"]))
     ledger = CounterMetricFamily(
         "easel_credits", "Credits moved, by ledger kind (reserve/confirm/release/grant)",
         labels=["kind"],
     )
-    for r in rows["credits"]:
-        ledger.add_metric([r["kind"]], r["total"])
+    for r in by_family.get("credits", []):
+        ledger.add_metric(list(r["labels"]), round(r["total"]))
     errors = CounterMetricFamily(
         "easel_provider_errors", "Provider errors by kind", labels=["kind"]
     )
-    for r in rows["errors"]:
-        errors.add_metric([r["kind"]], r["n"])
-    stages = _histogram(
-        "easel_stage_duration_seconds", "Stage durations (last day)", "stage",
-        [(r["stage"], float(r["s"])) for r in rows["stages"]],
-    )
-    latency = _histogram(
-        "easel_end_to_end_seconds", "Submit to done (last day)", None,
-        [("", float(r["s"])) for r in rows["latency"]],
-    )
+    for r in by_family.get("error", []):
+        errors.add_metric(list(r["labels"]), r["n"])
+    stages = _histogram("easel_stage_duration_seconds", "Stage durations", "stage",
+                        by_family.get("stage", []))
+    latency = _histogram("easel_end_to_end_seconds", "Submit to done, succeeded ones", None,
+                         by_family.get("latency", []))
     return [outcomes, depth, oldest, ledger, errors, stages, latency]
 
 
