@@ -79,6 +79,7 @@ def render_flow(
     *,
     models: Mapping[str, ModelLabel] | None = None,
     expires_at: datetime | None = None,
+    studio_url: str | None = None,
 ) -> str:
     """The whole page for `flow`; `image_urls` maps asset ids to what an <img> should load."""
     generations = flow.generations()
@@ -91,7 +92,8 @@ def render_flow(
     return render(
         "flow.html.j2", title=f"Prompt flow · session {flow.session_id}", flow=flow,
         summary=summary, loose=[t for t in flow.turns if t.message_id not in linked],
-        urls=image_urls, model_of=_model_lookup(models or {}), expires_at=expires_at,
+        urls=image_urls, model_of=model_lookup(models or {}), expires_at=expires_at,
+        studio_url=studio_url,
     )
 
 
@@ -132,7 +134,8 @@ def _write(target: Path, page: str) -> None:
     target.write_text(page, "utf-8")
 
 
-def _model_lookup(models: Mapping[str, ModelLabel]) -> Callable[[str], ModelLabel]:
+def model_lookup(models: Mapping[str, ModelLabel]) -> Callable[[str], ModelLabel]:
+    """A function the templates call with a model's name (an unknown name stands as itself)."""
     return lambda name: models.get(name) or ModelLabel(name, "")
 
 
@@ -202,4 +205,5 @@ HELPERS: dict[str, Any] = {
     "stage_label": stage_label, "details_of": details_of, "params_of": params_of,
     "cost_of": cost_of, "elapsed_of": elapsed_of, "duration_of": duration_of,
     "when": _when, "clock": _clock,
+    "when_ts": lambda ts: _when(datetime.fromtimestamp(int(ts), UTC)),
 }

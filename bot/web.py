@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from adapters.storage.errors import ObjectNotFound
-from bot import api
+from bot import api, studio
 from bot.flow_page import message_page, model_labels, render_flow, resolve_image_urls
 from bot.migrate import pending_migrations
 from core.flow import FlowLinkInvalid, flow_asset, load_flow, verify_flow_token
-from core.links import Grant
+from core.links import Grant, LinkInvalid, verify_link
 from core.live import GenerationFeed
 from core.runtime import Runtime
 from core.webhooks import accept_prediction_webhook
@@ -34,6 +34,10 @@ FLOW_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self' https: http:; "
     "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 }
+# The studio runs one script of its own (studio.js) that reads the event stream.
+STUDIO_HEADERS = {**FLOW_HEADERS, "Content-Security-Policy": "default-src 'none'; "
+                  "img-src 'self' https: http:; style-src 'unsafe-inline'; script-src 'self'; "
+                  "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"}
 SAFE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 
 
@@ -57,6 +61,12 @@ def build_web_app(
     app.router.add_get(r"/api/generations/{generation_id:\d{1,18}}/events", api_events)
     app.router.add_get(r"/api/generations/{generation_id:\d{1,18}}/images/{asset_id:\d{1,18}}",
                        api_image)
+    app.router.add_get("/studio/{token}", studio_page)
+    app.router.add_get("/studio/{token}/panel", studio_panel)
+    app.router.add_get("/studio/{token}/studio.js", studio_js)
+    app.router.add_get(r"/studio/{token}/image/{generation_id:\d{1,18}}/{asset_id:\d{1,18}}",
+                       studio_image)
+    app.router.add_get(r"/studio/{token}/composite/{generation_id:\d{1,18}}", studio_composite)
     app[FEED] = GenerationFeed(runtime.connect)
     app.on_cleanup.append(_close_feed)
     from bot.metrics import metrics_handler
@@ -151,7 +161,7 @@ async def flow_page(request: web.Request) -> web.Response:
     )
     expires_at = datetime.fromtimestamp(int(token.split(".")[1]), UTC)
     page = render_flow(flow, urls, models=model_labels(runtime.catalog.models),
-                       expires_at=expires_at)
+                       expires_at=expires_at, studio_url=f"../studio/{token}")
     return web.Response(text=page, content_type="text/html", headers=FLOW_HEADERS)
 
 
@@ -212,3 +222,70 @@ async def api_image(request: web.Request) -> web.Response:
     if asset is None:
         raise web.HTTPNotFound()
     return await _image_response(runtime, asset.key, asset.content_type)
+
+
+# --- the studio (bot/studio.py) ----------------------------------------------------------
+
+
+def _studio_grant(request: web.Request) -> tuple[Grant, str]:
+    secret = request.app[FLOW_SECRET]
+    if not secret:
+        raise _flow_refusal(web.HTTPNotFound, "Not enabled",
+                            "The studio is not enabled on this Easel.")
+    token = request.match_info["token"]
+    try:
+        return verify_link([secret], token, time.time()), token
+    except LinkInvalid as refused:
+        log.info("studio link refused: %s", refused)
+        raise _flow_refusal(web.HTTPForbidden, "Link expired or invalid",
+                            "This studio link is not valid any more. "
+                            "Ask for a new one with /history or /flow.") from None
+
+
+def _selected(request: web.Request) -> int | None:
+    wanted = request.query.get("g", "")
+    return int(wanted) if wanted.isdigit() and len(wanted) < 19 else None
+
+
+async def studio_page(request: web.Request) -> web.Response:
+    grant, token = _studio_grant(request)
+    try:
+        page = await studio.studio_page(request.app[RUNTIME], grant, token, _selected(request))
+    except web.HTTPForbidden:
+        raise _flow_refusal(web.HTTPForbidden, "Not yours",
+                            "This link does not cover that generation.") from None
+    return web.Response(text=page, content_type="text/html", headers=STUDIO_HEADERS)
+
+
+async def studio_panel(request: web.Request) -> web.Response:
+    grant, token = _studio_grant(request)
+    selected = _selected(request)
+    if selected is None:
+        raise web.HTTPNotFound()
+    html = await studio.panel_fragment(request.app[RUNTIME], grant, token, selected)
+    return web.Response(text=html, content_type="text/html", headers=STUDIO_HEADERS)
+
+
+async def studio_js(request: web.Request) -> web.Response:
+    _studio_grant(request)
+    return web.Response(text=studio.STUDIO_JS, content_type="text/javascript",
+                        headers={"Cache-Control": "private, max-age=300",
+                                 "X-Content-Type-Options": "nosniff"})
+
+
+async def studio_image(request: web.Request) -> web.Response:
+    grant, _ = _studio_grant(request)
+    runtime = request.app[RUNTIME]
+    g = await api.authorized_generation(runtime, grant, int(request.match_info["generation_id"]))
+    wanted = int(request.match_info["asset_id"])
+    asset = next((a for a in g.images if a.id == wanted), None)
+    if asset is None:
+        raise web.HTTPNotFound()
+    return await _image_response(runtime, asset.key, asset.content_type)
+
+
+async def studio_composite(request: web.Request) -> web.Response:
+    grant, _ = _studio_grant(request)
+    runtime = request.app[RUNTIME]
+    key = await studio.composite_image(runtime, grant, int(request.match_info["generation_id"]))
+    return await _image_response(runtime, key, "image/png")

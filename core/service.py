@@ -13,6 +13,7 @@ from typing import Any
 from core import credits, sessions
 from core.errors import FlowUnavailable, NotAllowed, NotFound, UnknownModel
 from core.flow import sign_flow_token
+from core.links import GrantKind, sign_link
 from core.models import ModelSpec, ThreadRef, UserRef
 from core.runtime import Runtime
 from core.submit import SubmitRequest, Submitted, submit
@@ -26,6 +27,7 @@ ORDER BY g.id DESC LIMIT 5
 """
 
 FLOW_LINK_TTL_S = 7 * 86_400
+NO_HISTORY = "You have no images yet, so there is no history to show. Ask for an image first."
 NOT_A_SESSION = "This thread has no images yet, so it has no prompt flow. Ask for an image first."
 
 
@@ -178,3 +180,24 @@ class Easel:
         session_id = await self.flow_session(thread)
         token = sign_flow_token(secret_key, session_id, int(time.time()) + ttl_s)
         return f"{public_url.rstrip('/')}/flow/{token}"
+
+    async def history_link(
+        self,
+        user: UserRef,
+        secret_key: bytes | None = None,
+        public_url: str | None = None,
+        ttl_s: int = FLOW_LINK_TTL_S,
+    ) -> str:
+        """A signed link to the person's studio: their threads and generations, live."""
+        secret_key = secret_key or self.rt.config.flow_secret
+        public_url = public_url or self.rt.config.public_url
+        if not secret_key or not public_url:
+            raise FlowUnavailable()
+        user_id = await self.rt.pool.fetchval(
+            "SELECT id FROM users WHERE platform = $1 AND workspace = $2 AND external_id = $3",
+            user.platform, user.workspace, user.external_id,
+        )
+        if user_id is None:
+            raise FlowUnavailable(NO_HISTORY)
+        token = sign_link(secret_key, GrantKind.PERSON, user_id, int(time.time()) + ttl_s)
+        return f"{public_url.rstrip('/')}/studio/{token}"

@@ -129,7 +129,7 @@ async def test_imagine_opens_a_thread_and_ends_with_an_image(
         database_url: str, tmp_path: Path, fake: FakeDiscord) -> None:
     async with running_easel(database_url, tmp_path, fake) as rig:
         assert {c["name"] for c in fake.commands[None]} == {"imagine", "credits", "model", "flow",
-                                                             "easel"}
+                                                             "history", "easel"}
         sent = await rig.imagine({"prompt": "a lighthouse at dusk"})
         answer = await rig.answer(sent)
         [thread] = fake.threads_of(fake.channel.id)
@@ -406,7 +406,7 @@ async def test_sharded_gateway_with_guild_commands(
         assert fake.sessions[-1].identify["shard"] == [0, 1]
         assert None not in fake.commands or not fake.commands[None]
         assert {c["name"] for c in fake.commands[fake.guild.id]} == {
-            "imagine", "credits", "model", "flow", "easel"}
+            "imagine", "credits", "model", "flow", "history", "easel"}
         await rig.answer(await rig.imagine({"prompt": "a harbour"}))
         assert await rig.work() == 1
         [thread] = fake.threads_of(fake.channel.id)
@@ -436,3 +436,12 @@ async def test_flow_in_a_thread_answers_with_a_signed_link(
         assert verify_flow_token(b"flow-secret-2", token, time.time()) == session
         outside = await rig.answer(await fake.send_interaction("flow"))
         assert "flow" in outside.content.lower() and "/flow/" not in outside.content
+        # The person's own studio: from /flow in the thread, and /history anywhere.
+        from core.links import GrantKind, verify_link
+
+        person = await rig.val("SELECT user_id FROM generations")
+        for reply in (answer, await rig.answer(await fake.send_interaction("history"))):
+            assert reply.ephemeral and "https://easel.example.org/studio/" in reply.content
+            studio = reply.content.split("/studio/")[1].split()[0]
+            grant = verify_link([b"flow-secret-2"], studio, time.time())
+            assert (grant.kind, grant.subject) == (GrantKind.PERSON, person)

@@ -7,6 +7,7 @@ what everyone sees (the thread, the status message, the image) is posted by the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -199,7 +200,21 @@ class EaselCommands(commands.Cog):
         here = session_of(interaction.channel, interaction.guild_id, interaction.channel_id)
         try:
             link = await self.turns.easel.flow_link(here)
-            await answer(interaction, f"Prompt flow of this thread (link valid 7 days): {link}")
+            text = f"Prompt flow of this thread (link valid 7 days): {link}"
+            with contextlib.suppress(Refusal):  # and every thread of theirs, live
+                person = user_of(interaction.user, interaction.guild_id)
+                text += f"\nAll your threads, live: {await self.turns.easel.history_link(person)}"
+            await answer(interaction, text)
+        except Refusal as error:
+            await answer(interaction, error.user_message)
+
+    @app_commands.command(name="history", description="A private link to all your threads and images")
+    async def history(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            link = await self.turns.easel.history_link(
+                user_of(interaction.user, interaction.guild_id))
+            await answer(interaction, f"Your threads and images, live (link valid 7 days): {link}")
         except Refusal as error:
             await answer(interaction, error.user_message)
 

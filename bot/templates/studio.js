@@ -1,0 +1,23 @@
+// Live studio: follow the selected generation's event stream and swap in the panels the
+// server renders, so the page changes as each stage happens. Without this script the page
+// still shows the state it was rendered with.
+(function () {
+  "use strict";
+  var live = document.getElementById("live");
+  if (!live || live.dataset.live !== "yes" || !window.EventSource || !window.fetch) return;
+  var busy = false, again = false, finished = false;
+  function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(live.dataset.panel, { cache: "no-store", credentials: "omit" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) live.innerHTML = html; })
+      .catch(function () {})
+      .then(function () { busy = false; if (again) { again = false; refresh(); } });
+  }
+  var source = new EventSource(live.dataset.events);
+  source.addEventListener("stage", refresh);
+  source.addEventListener("state", refresh);
+  source.addEventListener("done", function () { finished = true; source.close(); refresh(); });
+  source.onerror = function () { if (finished) source.close(); };
+})();
