@@ -6,7 +6,7 @@ names, model and id, aspect, resolution, seed, cost, each stage's time, the prom
 as sent and what changed from its parent); and the results (full size on click, a
 compare side by side with each model's own prompt, and its composite). The page is
 whole without JavaScript; with it, studio.js follows the generation's event stream
-and swaps in the re-rendered panels as each stage happens.
+and swaps in the re-rendered panels (the page fetched again) as each stage happens.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ class PromptChange:
 def prompt_change(parent: FlowGeneration | None, g: FlowGeneration) -> PromptChange | None:
     if parent is None or not parent.refined_prompt or not g.refined_prompt:
         return None
-    before, after = parent.refined_prompt.split(), g.refined_prompt.split()
+    # Words without their punctuation, so "storm" -> "storm, at sunrise" reads "+ at sunrise".
+    before, after = _words(parent.refined_prompt), _words(g.refined_prompt)
     added: list[str] = []
     removed: list[str] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=before, b=after).get_opcodes():
@@ -51,6 +52,10 @@ def prompt_change(parent: FlowGeneration | None, g: FlowGeneration) -> PromptCha
         if op in ("replace", "insert"):
             added.extend(after[j1:j2])
     return PromptChange(parent.id, " ".join(added), " ".join(removed))
+
+
+def _words(prompt: str) -> list[str]:
+    return [w for w in (word.strip(",.;:!?\"'()") for word in prompt.split()) if w]
 
 
 def plan_of(g: FlowGeneration) -> dict[str, Any] | None:
@@ -103,11 +108,6 @@ async def studio_page(runtime: Runtime, grant: Grant, token: str, selected: int 
         "studio.html.j2", title="Easel studio", history=history, selected=chosen, token=token,
         model_of=_labels(runtime), expires_at=grant.expires_at, **values,
     )
-
-
-async def panel_fragment(runtime: Runtime, grant: Grant, token: str, selected: int) -> str:
-    values = await panels(runtime, grant, token, selected)
-    return render("panels.html.j2", token=token, model_of=_labels(runtime), **values)
 
 
 async def composite_image(runtime: Runtime, grant: Grant, generation_id: int) -> str:

@@ -62,7 +62,6 @@ def build_web_app(
     app.router.add_get(r"/api/generations/{generation_id:\d{1,18}}/images/{asset_id:\d{1,18}}",
                        api_image)
     app.router.add_get("/studio/{token}", studio_page)
-    app.router.add_get("/studio/{token}/panel", studio_panel)
     app.router.add_get("/studio/{token}/studio.js", studio_js)
     app.router.add_get(r"/studio/{token}/image/{generation_id:\d{1,18}}/{asset_id:\d{1,18}}",
                        studio_image)
@@ -255,15 +254,6 @@ async def studio_page(request: web.Request) -> web.Response:
         raise _flow_refusal(web.HTTPForbidden, "Not yours",
                             "This link does not cover that generation.") from None
     return web.Response(text=page, content_type="text/html", headers=STUDIO_HEADERS)
-
-
-async def studio_panel(request: web.Request) -> web.Response:
-    grant, token = _studio_grant(request)
-    selected = _selected(request)
-    if selected is None:
-        raise web.HTTPNotFound()
-    html = await studio.panel_fragment(request.app[RUNTIME], grant, token, selected)
-    return web.Response(text=html, content_type="text/html", headers=STUDIO_HEADERS)
 
 
 async def studio_js(request: web.Request) -> web.Response:

@@ -1,6 +1,7 @@
 // Live studio: follow the selected generation's event stream and swap in the panels the
-// server renders, so the page changes as each stage happens. Without this script the page
-// still shows the state it was rendered with.
+// server renders (this same page, fetched again: the thread list and the two live panels),
+// so the page changes as each stage happens. Without this script the page still shows the
+// state it was rendered with.
 (function () {
   "use strict";
   var live = document.getElementById("live");
@@ -9,9 +10,16 @@
   function refresh() {
     if (busy) { again = true; return; }
     busy = true;
-    fetch(live.dataset.panel, { cache: "no-store", credentials: "omit" })
+    fetch(window.location.href, { cache: "no-store", credentials: "omit" })
       .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) { if (html !== null) live.innerHTML = html; })
+      .then(function (html) {
+        if (html === null) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        ["threads", "live"].forEach(function (id) {
+          var now = document.getElementById(id), next = fresh.getElementById(id);
+          if (now && next) now.innerHTML = next.innerHTML;
+        });
+      })
       .catch(function () {})
       .then(function () { busy = false; if (again) { again = false; refresh(); } });
   }
