@@ -104,6 +104,9 @@ class CountingChat:
     async def post_text(self, thread: ThreadRef, text: str) -> MessageRef:
         return MessageRef(thread.channel, uuid.uuid4().hex, thread.thread)
 
+    async def delete_message(self, thread: ThreadRef, message: MessageRef) -> None:
+        return None  # the bench loses no claim
+
     async def find_image(self, thread: ThreadRef, generation_id: int) -> MessageRef | None:
         return None  # the bench kills no worker
 

@@ -93,3 +93,6 @@ def configure_logging(settings: Settings, stream: object = None) -> None:
     for noisy in ("discord", "botocore", "urllib3", "httpx", "httpcore", "httpx2", "httpcore2",
                   "slack_bolt", "pgserver", "asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # asyncpg's pool logs a traceback at every reconnect attempt during a database outage;
+    # Easel's own loops say once that the database is gone and once that it is back.
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)

@@ -20,7 +20,8 @@ WHERE status = 'failed' AND finished_at > now() - interval '1 hour'
 GROUP BY 1 ORDER BY 2 DESC
 """
 WORKERS = """
-SELECT id, done_count, extract(epoch FROM now() - seen_at) AS seen_s FROM workers
+SELECT id, done_count, extract(epoch FROM now() - seen_at) AS seen_s, db_outages,
+       db_last_outage_s FROM workers
 WHERE seen_at > now() - interval '1 minute' ORDER BY id
 """
 
@@ -42,5 +43,14 @@ async def queue_status(pool: asyncpg.Pool) -> str:
     )
     workers = await pool.fetch(WORKERS)
     lines.append(f"workers seen in the last minute: {len(workers)}")
-    lines += [f"  {w['id']} · {w['done_count']} done · seen {w['seen_s']:.0f}s ago" for w in workers]
+    lines += [f"  {w['id']} · {w['done_count']} done · seen {w['seen_s']:.0f}s ago"
+              + _outages(w["db_outages"], w["db_last_outage_s"]) for w in workers]
     return "\n".join(lines)
+
+
+def _outages(count: int, last_s: float | None) -> str:
+    """How the worker's database connection has fared ("" when it never lost it)."""
+    if not count:
+        return ""
+    last = f", the last {last_s:.1f}s" if last_s is not None else ", one now"
+    return f" · lived through {count} database outage{'s' if count != 1 else ''}{last}"

@@ -1,7 +1,10 @@
 """Process roles: gateway, worker, web, or all of them (`easel run`).
 
 Every role shares the database and the bucket and nothing else, so any number
-of each may run on any number of machines.
+of each may run on any number of machines. The roles' loops are supervised: one
+that ends before SIGTERM ends the process with a non-zero exit code, so whatever
+runs the process (systemd, Docker, Kubernetes) restarts it, instead of a live
+process that no longer does its work.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def gateways(settings: Settings) -> list[Gateway]:
 async def run_roles(
     settings: Settings, *, roles: set[str], concurrency: int | None = None
 ) -> int:
-    """Run `roles` until SIGTERM/SIGINT, then shut down gracefully."""
+    """Run `roles` until SIGTERM/SIGINT (0) or until one of their loops ends (1)."""
     if "gateway" in roles:
         check_slack_inbound(settings)
     stop = asyncio.Event()
@@ -101,7 +104,8 @@ async def run_roles(
             web_app = await _web_app(app)
         if "gateway" in roles:
             for gateway in gateways(settings):
-                tasks.append(asyncio.create_task(gateway(app, web_app, stop)))
+                tasks.append(asyncio.create_task(gateway(app, web_app, stop),
+                                                 name=f"gateway {gateway.__name__}"))
             # Let each gateway start: Slack's HTTP mode adds its route before the server freezes
             # the router (runner.setup() below does that without yielding to the loop).
             await asyncio.sleep(0)
@@ -113,10 +117,10 @@ async def run_roles(
         if "worker" in roles:
             await sweep(app.runtime)
             worker = Worker(app.runtime, concurrency=concurrency)
-            tasks.append(asyncio.create_task(worker.run()))
-            tasks.append(asyncio.create_task(run_sweeper(app.runtime, stop)))
+            tasks.append(asyncio.create_task(worker.run(), name="worker"))
+            tasks.append(asyncio.create_task(run_sweeper(app.runtime, stop), name="sweeper"))
         log.info("easel running: %s", ", ".join(sorted(roles)))
-        await stop.wait()
+        exit_code = await _supervise(tasks, stop)
         log.info("shutting down")
         if worker is not None:
             worker.stop()
@@ -130,7 +134,23 @@ async def run_roles(
         for platform in platforms.values():
             with contextlib.suppress(Exception):
                 await platform.close()  # type: ignore[attr-defined]
-    return 0
+    return exit_code
+
+
+async def _supervise(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> int:
+    """Wait for SIGTERM (0), or for a role's loop to end before it (1, and stop the rest)."""
+    stopper = asyncio.create_task(stop.wait(), name="stop")
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    ended = [task for task in done if task is not stopper]
+    if stop.is_set() or not ended:
+        return 0
+    stopper.cancel()
+    for task in ended:
+        error = None if task.cancelled() else task.exception()
+        log.error("%s ended on its own (%s); stopping so the process is restarted",
+                  task.get_name(), repr(error) if error else "no error")
+    stop.set()
+    return 1
 
 
 async def _web_app(app: App) -> web.Application:

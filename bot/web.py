@@ -14,6 +14,7 @@ from adapters.storage.errors import ObjectNotFound
 from bot import api, studio
 from bot.flow_page import message_page, model_labels, render_flow, resolve_image_urls
 from bot.migrate import pending_migrations
+from core.dbhealth import is_connection_error
 from core.flow import FlowLinkInvalid, flow_asset, load_flow, verify_flow_token
 from core.links import Grant, LinkInvalid, verify_link
 from core.live import GenerationFeed
@@ -83,22 +84,36 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database and the store answer; says how the database has fared."""
     runtime = request.app[RUNTIME]
     checks: dict[str, str] = {}
+    started_at = time.monotonic()
     try:
         async with runtime.pool.acquire() as conn:
             pending = await pending_migrations(conn)
         checks["database"] = "ok"
         checks["migrations"] = "ok" if not pending else f"pending: {', '.join(pending)}"
+        runtime.health.reached(started_at)
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
+        if is_connection_error(exc):
+            runtime.health.lost("readyz", exc)
     try:
         await runtime.store.ping()
         checks["storage"] = "ok"
     except Exception as exc:
         checks["storage"] = f"unreachable: {type(exc).__name__}"
     ready = all(value == "ok" for value in checks.values())
-    return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
+    health = runtime.health.snapshot()
+    outages = {"database_outages": health.outages,
+               "database_down_for_s": _rounded(health.down_for_s),
+               "database_last_outage_s": _rounded(health.last_outage_s)}
+    return web.json_response({"ready": ready, **checks, **outages},
+                             status=200 if ready else 503)
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
 
 
 async def replicate_webhook(request: web.Request) -> web.Response:

@@ -48,7 +48,8 @@ RECORD_STAGES = """
 WITH g AS (
     UPDATE generations SET stage = $3::generation_stage,
         refined_prompt = coalesce($5, refined_prompt), intent = coalesce($6, intent),
-        params = params || $7::jsonb, locked_until = now() + make_interval(secs => $8)
+        params = params || $7::jsonb, locked_until = least(now() + make_interval(secs => $8),
+                                                           deadline_at + make_interval(secs => $8))
     WHERE id = $1 AND claims = $2 AND status = 'running' AND locked_until > now()
     RETURNING id
 ), asset AS (
@@ -66,8 +67,11 @@ SELECT id FROM g
 
 MARK_SHOWN = "UPDATE generations SET final_shown_at = now() WHERE id = ANY($1::bigint[])"
 
+# A lease never reaches more than one lease past the deadline: a worker stuck beyond it
+# loses the job to the sweeper, which fails and refunds it.
 HEARTBEAT = """
-UPDATE generations g SET locked_until = now() + make_interval(secs => $2)
+UPDATE generations g SET locked_until = least(now() + make_interval(secs => $2),
+                                              g.deadline_at + make_interval(secs => $2))
 FROM unnest($3::bigint[], $4::int[]) AS held(id, claims)
 WHERE g.id = held.id AND g.claims = held.claims AND g.status = 'running' AND g.locked_by = $1
 RETURNING g.id

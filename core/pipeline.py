@@ -3,38 +3,56 @@
 understanding → refining_prompt → generating → uploading → finalizing. Each stage
 is recorded (fenced on the claim, which also extends the lease) and shown by
 editing the status message. Provider errors decide: retry later, or fail and refund.
+
+Side effects outside Postgres are fenced on the claim too: before a status edit, an
+object write or a chat post the run confirms its lease (core/lease.py); objects are
+stored under a key of their own claim; and an image posted by a claim that then turns
+out to be lost is withdrawn unless the generation's record adopted it. The deadline
+is enforced here while the image is being made: the provider call is cancelled (and
+a started provider job cancelled at the provider) and the person refunded and told.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 from core import generations as q
 from core.compare import GroupReporter, finish_group
 from core.context import input_images, load_context, refine
-from core.errors import EaselError, InternalError, ProviderError
+from core.dbhealth import CONNECTION_ERRORS
+from core.errors import EaselError, GenerationTimedOut, InternalError, ProviderError
+from core.lease import Claim
 from core.models import (
     ImageDelivery,
     ImageRequest,
     Images,
+    MessageRef,
     ModelSpec,
     Parked,
     Stage,
     StatusView,
 )
+from core.ports import CancellableProvider
 from core.runtime import Runtime
 from core.status import StatusReporter, failure_view, progress_view, success_view
 
 log = logging.getLogger("easel.pipeline")
 
+# How long a lost claim waits for the generation's outcome before withdrawing its post
+# (in leases: the sweeper requeues, another worker claims and finishes).
+WITHDRAW_WAIT_FACTOR = 4
+WITHDRAW_POLL_S = 0.25
+
 STORED_OUTPUT = """
 SELECT object_key, content_type, size_bytes FROM assets
-WHERE generation_id = $1 AND kind = 'output' ORDER BY idx LIMIT 1
+WHERE generation_id = $1 AND kind = 'output' ORDER BY idx, id DESC LIMIT 1
 """
 
 
@@ -52,8 +70,9 @@ class Pipeline:
         # in batches (a crash before that only means one more, identical, edit).
         self.shown: list[int] = []
 
-    async def run(self, job: q.Job) -> None:
+    async def run(self, job: q.Job, claim: Claim | None = None) -> None:
         """Take `job` as far as it goes: succeeded, failed, parked or requeued."""
+        claim = claim or Claim(job.id, job.claims, self.config.lease_s)
         model = self.rt.catalog.get(job.model)
         platform = self.rt.platforms[job.thread.platform]
         # A platform may say it needs no coalescing (the console); others get the setting.
@@ -64,16 +83,23 @@ class Pipeline:
             if job.compare_group
             else StatusReporter(platform, job.thread, job.status_message, interval_s)
         )
-        run = _Run(self, job, model, reporter)
+        run = _Run(self, job, model, reporter, claim)
+        reporter.guard = run.holds_claim  # a delayed progress edit is fenced too
         try:
             await run.stages()
         except LeaseLost:
             log.info("generation %s: lease lost, leaving it to its new owner", job.id)
+            await asyncio.shield(run.withdraw_post())
         except asyncio.CancelledError:
-            await asyncio.shield(run.give_back())
+            if claim.lost:
+                await asyncio.shield(run.withdraw_post())
+            else:
+                await asyncio.shield(run.give_back())
             raise
         except ProviderError as error:
             await run.handle_error(error)
+        except CONNECTION_ERRORS:
+            raise  # no write can be made now: the lease runs out and another claim resumes it
         except Exception as exc:  # a bug or an unexpected outage: retry, then fail and refund
             log.exception("generation %s: unexpected error", job.id)
             internal = InternalError()
@@ -91,8 +117,12 @@ class Pipeline:
 class _Run:
     """The state of one job through the stages."""
 
-    def __init__(self, pipeline: Pipeline, job: q.Job, model: ModelSpec, reporter: StatusReporter):
+    def __init__(self, pipeline: Pipeline, job: q.Job, model: ModelSpec,
+                 reporter: StatusReporter, claim: Claim | None = None):
         self.p = pipeline
+        self.claim = claim or Claim(job.id, job.claims, pipeline.config.lease_s)
+        # An image this claim posted but has not recorded yet (withdrawn if the claim is lost).
+        self.unrecorded_post: MessageRef | None = None
         self.rt = pipeline.rt
         self.job = job
         self.model = model
@@ -113,6 +143,47 @@ class _Run:
             if stored_output is not None:
                 await self._finalize(*stored_output, recovered=True)
                 return
+        image = await self._within_deadline(self._make_image())
+        if image is None:  # parked for its webhook, or given up at the deadline
+            return
+
+        await self._show(Stage.UPLOADING)
+        # A key of this claim's own: a stalled claim that wakes up cannot overwrite the
+        # object another claim stored and recorded.
+        key = f"sessions/{job.session_id}/{job.id}/{job.claims}-0.{_extension(image.content_type)}"
+        await self._hold_claim()
+        stored = await self.rt.store.put(key, image.data, image.content_type)
+        self._done(Stage.UPLOADING, {"object_key": key, "size_bytes": stored.size_bytes})
+        # Recording this also checks and extends the lease: past it, we may post.
+        await self._record(
+            Stage.FINALIZING, asset=(key, stored.content_type, stored.size_bytes, stored.sha256)
+        )
+
+        await self._finalize(key, stored.content_type, stored.size_bytes, recovered=False)
+
+    async def _within_deadline(self, making: Coroutine[Any, Any, Any]) -> Any | None:
+        """Await `making` until the generation's deadline; past it, fail and refund (None)."""
+        remaining_s = (self.job.deadline_at - datetime.now(UTC)).total_seconds()
+        deadline = asyncio.timeout(max(0.0, remaining_s))
+        try:
+            async with deadline:
+                return await making
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        log.warning("generation %s: past its deadline, giving up", self.job.id)
+        await self._cancel_at_provider()
+        await self.fail(GenerationTimedOut())
+        return None
+
+    async def _cancel_at_provider(self) -> None:
+        provider = self.rt.providers.get(self.model.provider)
+        if self.job.external_id and isinstance(provider, CancellableProvider):
+            await cancel_quietly(provider, self.job.external_id)
+
+    async def _make_image(self) -> Any | None:
+        """Understand, refine and generate: the image, or None when parked for a webhook."""
+        job = self.job
         await self._show(Stage.UNDERSTANDING)
         context = await load_context(self.rt, job)
         self._done(Stage.UNDERSTANDING, {})
@@ -146,20 +217,10 @@ class _Run:
             result = await provider.generate(request)
         if isinstance(result, Parked):
             await self._park(result.external_id)
-            return
+            return None
         image = _first_image(result)
         self._done(Stage.GENERATING, {"provider": provider.name})
-
-        await self._show(Stage.UPLOADING)
-        key = f"sessions/{job.session_id}/{job.id}/0.{_extension(image.content_type)}"
-        stored = await self.rt.store.put(key, image.data, image.content_type)
-        self._done(Stage.UPLOADING, {"object_key": key, "size_bytes": stored.size_bytes})
-        # Recording this also checks and extends the lease: past it, we may post.
-        await self._record(
-            Stage.FINALIZING, asset=(key, stored.content_type, stored.size_bytes, stored.sha256)
-        )
-
-        await self._finalize(key, stored.content_type, stored.size_bytes, recovered=False)
+        return image
 
     async def _finalize(
         self, key: str, content_type: str, size_bytes: int, *, recovered: bool
@@ -175,6 +236,7 @@ class _Run:
         # A worker that died after posting but before recording it: the image is there.
         posted = await platform.find_image(job.thread, job.id) if recovered else None
         if posted is None:
+            await self._hold_claim()
             delivery = ImageDelivery(
                 generation_id=job.id,
                 object_key=key,
@@ -189,8 +251,21 @@ class _Run:
                 refined_prompt=self.refined_prompt or "",
                 buttons=self._buttons(),
             )
-            posted = await platform.post_image(job.thread, delivery)
+            posted = await self._post_image(delivery)
         await self._succeed(posted.to_json(), elapsed_s=elapsed_s)
+        self.unrecorded_post = None
+
+    async def _post_image(self, delivery: ImageDelivery) -> MessageRef:
+        """Post the image; a lost claim that cancels us mid-post still learns what it posted
+        (so that it can withdraw it)."""
+        post = asyncio.ensure_future(self.reporter.platform.post_image(self.job.thread, delivery))
+        try:
+            self.unrecorded_post = await asyncio.shield(post)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                self.unrecorded_post = await asyncio.shield(post)
+            raise
+        return self.unrecorded_post
 
     async def _stored_output(self) -> tuple[str, str, int] | None:
         row = await self.rt.pool.fetchrow(STORED_OUTPUT, self.job.id)
@@ -203,7 +278,46 @@ class _Run:
             self.model, self.job.id, str(self.params.get("resolution", ""))
         )
 
+    async def holds_claim(self) -> bool:
+        """Whether this run still holds its claim (asks the database when unsure)."""
+        return await self.claim.confirm(self.rt.pool)
+
+    async def _hold_claim(self) -> None:
+        """Raise LeaseLost unless this run still holds its claim: call before a side effect."""
+        if not await self.holds_claim():
+            raise LeaseLost()
+
+    async def withdraw_post(self) -> None:
+        """The claim is lost: delete the image it posted unless the record adopted that post."""
+        posted = self.unrecorded_post
+        if posted is None:
+            return
+        self.unrecorded_post = None
+        try:
+            adopted = await self._adopted_image(posted)
+            if adopted is False:
+                await self.reporter.platform.delete_message(self.job.thread, posted)
+                log.info("generation %s: withdrew the image a lost claim posted", self.job.id)
+        except Exception as exc:  # the thread keeps a second image; nothing else is wrong
+            log.warning("generation %s: could not withdraw a lost claim's image: %s",
+                        self.job.id, exc)
+
+    async def _adopted_image(self, posted: MessageRef) -> bool | None:
+        """Wait for the generation to end: whether its record is `posted` (None: unknown yet)."""
+        deadline = time.monotonic() + WITHDRAW_WAIT_FACTOR * self.p.config.lease_s
+        while time.monotonic() < deadline:
+            row = await self.rt.pool.fetchrow(
+                "SELECT status::text AS status, image_message FROM generations WHERE id = $1",
+                self.job.id,
+            )
+            if row is not None and row["status"] in ("succeeded", "failed", "cancelled"):
+                recorded = MessageRef.from_json(row["image_message"])
+                return recorded is not None and recorded.message_id == posted.message_id
+            await asyncio.sleep(WITHDRAW_POLL_S)
+        return None
+
     async def _show(self, stage: Stage) -> None:
+        await self._hold_claim()
         self._stage_started = time.monotonic()
         await self.reporter.show(
             progress_view(
@@ -232,6 +346,7 @@ class _Run:
     ) -> None:
         """Write the completed stages, move to `next_stage`, extend the lease (fenced)."""
         key, content_type, size_bytes, sha256 = asset or (None, None, None, None)
+        sent_at = time.monotonic()
         row = await self.rt.pool.fetchval(
             q.RECORD_STAGES,
             self.job.id,
@@ -248,10 +363,13 @@ class _Run:
             sha256,
         )
         if row is None:
+            self.claim.lost = True
             raise LeaseLost()
+        self.claim.renewed(sent_at)
         self._unwritten = []
 
     async def _park(self, external_id: str) -> None:
+        self.claim.released = True
         row = await self.rt.pool.fetchrow(
             q.PARK, self.job.id, self.job.claims, external_id, self.p.config.webhook_grace_s
         )
@@ -270,6 +388,7 @@ class _Run:
         await self.reporter.show(view)
 
     async def _succeed(self, image_message: dict[str, str] | None, *, elapsed_s: float) -> None:
+        self.claim.released = True
         row = await self.rt.pool.fetchrow(
             q.SUCCEED,
             self.job.id,
@@ -302,6 +421,7 @@ class _Run:
         delay_s = _backoff_s(job.attempts, error.retry_after_s, self.p.config)
         due = time.time() + delay_s
         if error.retryable and job.attempts < job.max_attempts and due < job.deadline_at.timestamp():
+            self.claim.released = True
             requeued = await self.rt.pool.fetchval(
                 q.REQUEUE, job.id, job.claims, delay_s, error.kind, error.user_message
             )
@@ -324,6 +444,7 @@ class _Run:
         await self.fail(error)
 
     async def fail(self, error: EaselError) -> None:
+        self.claim.released = True
         row = await self.rt.pool.fetchrow(
             q.FAIL,
             self.job.id,
@@ -352,10 +473,13 @@ class _Run:
 
     async def give_back(self) -> None:
         """On shutdown: put the job back in the queue for another worker, at once."""
-        await self.rt.pool.fetchval(
-            q.REQUEUE, self.job.id, self.job.claims, 0.0, "shutdown", "worker shutting down"
-        )
-        await q.notify(self.rt.pool, self.job.id)
+        try:
+            await self.rt.pool.fetchval(
+                q.REQUEUE, self.job.id, self.job.claims, 0.0, "shutdown", "worker shutting down"
+            )
+            await q.notify(self.rt.pool, self.job.id)
+        except CONNECTION_ERRORS as exc:  # its lease runs out and the sweeper requeues it
+            self.rt.health.lost("give back", exc)
 
     def _elapsed(self) -> float:
         return (datetime.now(UTC) - self.job.created_at).total_seconds()
@@ -364,6 +488,14 @@ class _Run:
 def _seed_of(params: dict[str, Any]) -> int | None:
     seed = params.get("seed")
     return int(seed) if seed is not None else None
+
+
+async def cancel_quietly(provider: CancellableProvider, external_id: str) -> None:
+    """Stop paying for a provider job nobody will wait for (best effort)."""
+    try:
+        await provider.cancel(external_id)
+    except Exception as exc:  # it finishes at the provider and nobody collects it
+        log.warning("could not cancel %s at %s: %s", external_id, provider.name, exc)
 
 
 def _first_image(result: Images) -> Any:

@@ -6,7 +6,7 @@ with small fakes at the network boundary.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.models import (
     ImageDelivery,
@@ -48,6 +48,11 @@ class ChatPlatform(Protocol):
         (a worker may have died after posting it and before recording it)."""
         ...
 
+    async def delete_message(self, thread: ThreadRef, message: MessageRef) -> None:
+        """Delete a message the bot posted (an image posted on a claim that was lost);
+        a message that is already gone is not an error."""
+        ...
+
 
 class ImageProvider(Protocol):
     """One image API. Raises `core.errors.ProviderError` subclasses on failure."""
@@ -60,6 +65,17 @@ class ImageProvider(Protocol):
 
     async def resume(self, external_id: str, request: ImageRequest) -> Images | Parked:
         """Look at a parked job again: its images, or still `Parked` if not done."""
+        ...
+
+
+@runtime_checkable
+class CancellableProvider(Protocol):
+    """A provider whose started jobs (an external id) can be stopped at the provider."""
+
+    name: str
+
+    async def cancel(self, external_id: str) -> None:
+        """Cancel the provider job `external_id` (nobody will collect its result)."""
         ...
 
 

@@ -13,6 +13,7 @@ import asyncpg
 
 from core.catalog import Catalog
 from core.config import CoreConfig
+from core.dbhealth import DatabaseHealth
 from core.models import Button, ModelSpec
 from core.ports import ChatPlatform, ImageProvider, ObjectStore, PromptRefiner
 
@@ -31,6 +32,8 @@ class Runtime:
     # Submits use their own connections, so a busy worker never delays an answer to a
     # person (the platforms' 3-second deadlines); None: they share `pool`.
     intake_pool: asyncpg.Pool | None = None
+    # Whether this process reaches its database (shared by every loop; /readyz shows it).
+    health: DatabaseHealth = field(default_factory=DatabaseHealth)
 
     @property
     def available_providers(self) -> frozenset[str]:

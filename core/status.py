@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from core.errors import EaselError
 from core.models import Button, MessageRef, Stage, StatusView, ThreadRef
@@ -142,6 +142,9 @@ class StatusReporter:
         self._pending: StatusView | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self.edits = 0
+        # Asked before each progress edit: False once the edit is no longer ours to make
+        # (the worker's claim on the generation was lost).
+        self.guard: Callable[[], Awaitable[bool]] | None = None
 
     async def show(self, view: StatusView) -> None:
         """Show a progress view now, or soon if an edit was made less than interval_s ago."""
@@ -182,6 +185,8 @@ class StatusReporter:
         if view is None:
             return
         try:
+            if self.guard is not None and not await self.guard():
+                return
             await self._deliver(view)
         except Exception as exc:  # a lost progress edit is not worth failing the image
             log.warning("status edit failed: %s", exc)

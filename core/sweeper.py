@@ -4,19 +4,25 @@ Requeues generations whose worker died (lease expired), fails and refunds those
 out of attempts or past their deadline, wakes parked generations whose webhook
 is late so a worker polls the provider, and settles reservations whose
 generation is terminal but unsettled. Runs every few seconds and once at start-up.
+A generation past its deadline whose worker is gone is failed and refunded here, and
+its provider job (a parked prediction) cancelled at the provider.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from core import generations as q
 from core.compare import finish_group, finish_stranded_groups
 from core.credits import confirm, release
+from core.dbhealth import CONNECTION_ERRORS, backoff_s
 from core.errors import EaselError, GenerationTimedOut, WorkerLost
+from core.pipeline import cancel_quietly
+from core.ports import CancellableProvider
 from core.runtime import Runtime
 from core.status import StatusReporter, failure_view, success_view
 
@@ -120,6 +126,9 @@ async def _fail(rt: Runtime, job: q.Job, error: EaselError) -> bool:
     )
     if row is None:
         return False
+    provider = rt.providers.get(rt.catalog.get(job.model).provider)
+    if job.external_id and isinstance(provider, CancellableProvider):
+        await cancel_quietly(provider, job.external_id)
     if job.compare_group:
         await finish_group(rt, job.compare_group)
         return True
@@ -168,13 +177,22 @@ async def show_unshown_finals(rt: Runtime) -> int:
 
 
 async def run_sweeper(rt: Runtime, stop: asyncio.Event) -> None:
-    """Sweep every `sweep_interval_s` until `stop` is set."""
+    """Sweep every `sweep_interval_s` until `stop` is set; a lost database is waited out."""
+    failures = 0
     while not stop.is_set():
+        wait_s = rt.config.sweep_interval_s
+        started_at = time.monotonic()
         try:
             await sweep(rt)
-        except Exception as exc:  # keep sweeping; the next pass may succeed
-            log.warning("sweep failed: %s", exc)
+            failures = 0
+            rt.health.reached(started_at)
+        except CONNECTION_ERRORS as exc:
+            failures += 1
+            rt.health.lost("sweep", exc)
+            wait_s = min(wait_s, backoff_s(failures))
+        except Exception as exc:  # one bad row must not stop recovery for everyone else
+            log.warning("sweep failed: %r", exc)
         try:
-            await asyncio.wait_for(stop.wait(), rt.config.sweep_interval_s)
+            await asyncio.wait_for(stop.wait(), wait_s)
         except TimeoutError:
             pass

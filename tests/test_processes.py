@@ -31,11 +31,12 @@ from adapters.slack.messenger import SlackMessenger
 from bot.db import create_pool
 from core import generations as q
 from core.errors import WorkerLost
+from core.lease import Claim
 from core.models import MessageRef, ThreadRef, UserRef
 from core.service import Easel
 from core.status import received_view
 from core.submit import SubmitRequest
-from core.worker import Worker
+from core.worker import Held, Worker
 from tests import corekit
 from tests.corekit import make_runtime
 from tests.fakes.openai_server import FakeOpenAI, openai_error
@@ -738,22 +739,28 @@ async def test_sigterm_stops_claiming_and_leaves_nothing_running(
 async def test_heartbeat_does_not_stop_a_task_whose_job_it_just_finished(
     pool: asyncpg.Pool, images_dir: Path,
 ) -> None:
-    """A finished job holds no lease, but its task may still be making the final status edit."""
+    """A finished job holds no lease, but its task may still be making the final status edit;
+    a job whose lease was taken away (requeued by the sweeper) is stopped at once."""
     runtime = make_runtime(pool, images_dir)
-    await Easel(runtime).submit(corekit.request("a finished horse"))
+    easel = Easel(runtime)
+    await easel.submit(corekit.request("a finished horse"))
+    await easel.submit(corekit.request("a stolen horse", n=2))
     worker = Worker(runtime)
-    [job] = await q.claim(pool, worker.id, 1, 30, ["console"])
-    final_edit = asyncio.create_task(_forever())
-    worker.inflight[job.id] = (job, final_edit)
-    assert await pool.fetchrow(q.SUCCEED, job.id, job.claims, None, "", {}, "", None)
+    finished, stolen = await q.claim(pool, worker.id, 2, 30, ["console"])
+    final_edit, still_working = (asyncio.create_task(_forever()) for _ in range(2))
+    claim = Claim(finished.id, finished.claims, 30)
+    worker.inflight[finished.id] = Held(finished, final_edit, claim)
+    worker.inflight[stolen.id] = Held(stolen, still_working, Claim(stolen.id, stolen.claims, 30))
+    claim.released = True  # as the pipeline marks it before its terminal write
+    assert await pool.fetchrow(q.SUCCEED, finished.id, finished.claims, None, "", {}, "", None)
+    # The sweeper took the other one back after its lease ran out (the worker was stalled).
+    await pool.execute("UPDATE generations SET status = 'queued', locked_by = NULL "
+                       "WHERE id = $1", stolen.id)
     await worker.heartbeat()
     await asyncio.sleep(0)
     assert not final_edit.done()
-    # Claimed again elsewhere (after a lease ran out): now the task is stopped.
-    await pool.execute("UPDATE generations SET claims = claims + 1")
-    await worker.heartbeat()
-    await asyncio.sleep(0)
-    assert final_edit.cancelled()
+    assert still_working.cancelled()
+    final_edit.cancel()
 
 
 # --- delivery once, even when the worker dies right after posting ------------------------

@@ -1,7 +1,7 @@
 """The real pipeline storing images in S3 (S3ObjectStore → moto's server over HTTP).
 
 The provider is the real OpenAIImageProvider against the fake OpenAI API; the image
-goes to the bucket under sessions/<session>/<generation>/0.png, the person gets a
+goes to the bucket under sessions/<session>/<generation>/<claim>-0.png, the person gets a
 presigned URL that plain HTTP downloads, and an edit reads its input back from S3.
 """
 
@@ -101,7 +101,7 @@ async def test_the_image_is_stored_in_s3_and_delivered_by_a_presigned_url(
 
     row = await pool.fetchrow("SELECT id, session_id, status FROM generations")
     assert row is not None and row["status"] == "succeeded"
-    key = f"sessions/{row['session_id']}/{row['id']}/0.png"
+    key = f"sessions/{row['session_id']}/{row['id']}/1-0.png"  # the first claim's key
     [image] = chat.images(thread())
     assert image.object_key == key
     assert await asyncio.to_thread(_keys, moto_endpoint, store.bucket) == [key]

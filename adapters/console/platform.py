@@ -47,6 +47,9 @@ class ConsolePlatform:
         self._line(f"🖼  Image: {where}")
         return MessageRef(thread.channel, f"image-{next(self._ids)}", thread.thread)
 
+    async def delete_message(self, thread: ThreadRef, message: MessageRef) -> None:
+        self._line("(an image posted twice was withdrawn)")
+
     async def find_image(self, thread: ThreadRef, generation_id: int) -> MessageRef | None:
         for image in self.images:
             if image.generation_id == generation_id:

@@ -117,6 +117,14 @@ class DiscordMessenger:
             **fields,
         )
 
+    async def delete_message(self, thread: ThreadRef, message: MessageRef) -> None:
+        """Delete a message the bot posted; one already gone is fine."""
+        http = await self._client()
+        with contextlib.suppress(discord.NotFound):
+            async with self._scrubbed():
+                await http.delete_message(int(message.thread or message.channel),
+                                          int(message.message_id))
+
     async def find_image(self, thread: ThreadRef, generation_id: int) -> MessageRef | None:
         """The image message `post_image` already posted for this generation in this thread,
         if any (a worker may have died after posting it and before recording it)."""

@@ -109,13 +109,21 @@ class ReplicateImageProvider:
             return Parked(prediction.id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
-        while prediction.status in RUNNING:
-            if loop.time() >= deadline:
-                await self._cancel_quietly(prediction.id)
-                raise TransientProviderError(TIMED_OUT)
-            await asyncio.sleep(self.poll_interval_s)
-            prediction = await self._api(self.client.predictions.async_get(prediction.id))
+        try:
+            while prediction.status in RUNNING:
+                if loop.time() >= deadline:
+                    await self._cancel_quietly(prediction.id)
+                    raise TransientProviderError(TIMED_OUT)
+                await asyncio.sleep(self.poll_interval_s)
+                prediction = await self._api(self.client.predictions.async_get(prediction.id))
+        except asyncio.CancelledError:  # the generation's deadline, or a shutdown
+            await asyncio.shield(self._cancel_quietly(prediction.id))
+            raise
         return await self._finish(prediction)
+
+    async def cancel(self, external_id: str) -> None:
+        """Cancel a prediction nobody will collect (`core.ports.CancellableProvider`)."""
+        await self._api(self.client.predictions.async_cancel(external_id))
 
     async def resume(self, external_id: str, request: ImageRequest) -> Images | Parked:
         """Look at a parked prediction: its images, still `Parked`, or its mapped failure."""

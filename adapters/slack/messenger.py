@@ -120,6 +120,15 @@ class SlackMessenger:
             log.warning("Slack did not say where file %s was shared", file.get("id"))
         return MessageRef(thread.channel, message_id, thread.thread)
 
+    async def delete_message(self, thread: ThreadRef, message: MessageRef) -> None:
+        """Delete a message the bot posted; one already gone is fine."""
+        client = await self._api()
+        try:
+            await client.chat_delete(channel=message.channel, ts=message.message_id)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "message_not_found":
+                raise
+
     async def find_image(self, thread: ThreadRef, generation_id: int) -> MessageRef | None:
         """The image message `post_image` already posted for this generation in this thread,
         if any (a worker may have died after posting it and before recording it)."""

@@ -62,6 +62,10 @@ class FakeChat:
         self.thread(thread).append(shown)
         return MessageRef(thread.channel, shown.id, thread.thread)
 
+    async def delete_message(self, thread: ThreadRef, message: MessageRef) -> None:
+        messages = self.thread(thread)
+        messages[:] = [m for m in messages if m.id != message.message_id]
+
     async def find_image(self, thread: ThreadRef, generation_id: int) -> MessageRef | None:
         for shown in self.thread(thread):
             if shown.image is not None and shown.image.generation_id == generation_id:
