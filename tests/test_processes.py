@@ -30,7 +30,7 @@ from adapters.providers.replicate_images import ReplicateImageProvider
 from adapters.slack.messenger import SlackMessenger
 from bot.db import create_pool
 from core import generations as q
-from core.errors import WorkerLost
+from core.errors import GenerationTimedOut, WorkerLost
 from core.lease import Claim
 from core.models import MessageRef, ThreadRef, UserRef
 from core.service import Easel
@@ -825,3 +825,78 @@ async def test_a_worker_killed_while_posting_the_image_posts_it_once(
     finally:
         await submitter.close()
         await slack.stop()
+
+
+# --- issue 13: the generation deadline, enforced while the worker lives -----------------
+# A 3-second deadline and a provider that takes 10 s: the worker running the generation
+# cancels the provider call at the deadline, fails it, refunds the person and says so. A
+# parked Replicate prediction past its deadline is failed by the sweeper and cancelled at
+# Replicate.
+
+DEADLINE_S = 3.0
+PROVIDER_S = 10.0
+
+
+async def test_the_worker_gives_up_at_the_deadline_and_refunds(
+    database_url: str, pool: asyncpg.Pool, slack: FakeSlack, openai: SlowOpenAI,
+    procs: EaselProcesses, make_submitter: Callable[..., Submitter], tmp_path: Path,
+) -> None:
+    openai.image_delay_s = PROVIDER_S
+    procs.env = easel_env(database_url, slack, openai, tmp_path / "data",
+                          EASEL_GENERATION_TIMEOUT_S=str(DEADLINE_S))
+    submitter = make_submitter(generation_timeout_s=DEADLINE_S)
+    await procs.start_worker("worker")
+    sent = await submitter.submit(1)
+    submitted_at = time.monotonic()
+
+    async def finished() -> asyncpg.Record | None:
+        row = await generation_row(pool, sent.generation_id)
+        return row if row["status"] in TERMINAL else None
+
+    row = await wait_until(finished, timeout_s=PROVIDER_S + 20, interval_s=0.05,
+                           what="the generation to end")
+    ended_s = time.monotonic() - submitted_at
+    print(f"deadline {DEADLINE_S}s, provider {PROVIDER_S}s: {row['status']} after {ended_s:.1f}s"
+          f" ({row['claims']} claim)")
+    assert (row["status"], row["error_kind"]) == ("failed", GenerationTimedOut.kind)
+    assert row["claims"] == 1  # the worker that ran it gave up; nobody had to sweep it
+    assert ended_s < PROVIDER_S
+    assert await settlements(pool, row["reservation_id"]) == ["release"]
+    texts = status_texts(slack, sent)
+    assert GenerationTimedOut().user_message in texts[-1], texts
+    assert uploads_in(slack, sent.thread) == []
+    audit = await procs.run("credits", "audit")
+    assert audit.returncode == 0 and "0 violations" in audit.stdout
+
+
+async def test_a_parked_prediction_past_its_deadline_is_cancelled_at_replicate(
+    database_url: str, pool: asyncpg.Pool, slack: FakeSlack, openai: SlowOpenAI,
+    procs: EaselProcesses,
+    make_submitter: Callable[..., Submitter], tmp_path: Path,
+) -> None:
+    replicate = FakeReplicate()
+    await replicate.start()
+    procs.env = easel_env(database_url, slack, openai, tmp_path / "data",
+                          EASEL_GENERATION_TIMEOUT_S=str(DEADLINE_S),
+                          REPLICATE_API_TOKEN=replicate.token,
+                          REPLICATE_BASE_URL=replicate.base_url,
+                          PUBLIC_URL="http://127.0.0.1:9")  # its webhook never comes
+    submitter = make_submitter(replicate, generation_timeout_s=DEADLINE_S)
+    try:
+        await procs.start_worker("worker")
+        sent = await submitter.submit(1, model="flux")
+
+        async def finished() -> asyncpg.Record | None:
+            row = await generation_row(pool, sent.generation_id)
+            return row if row["status"] in TERMINAL else None
+
+        row = await wait_until(finished, timeout_s=30, what="the parked generation to end")
+        await procs.stop_all()
+    finally:
+        await replicate.stop()
+    assert (row["status"], row["error_kind"]) == ("failed", GenerationTimedOut.kind)
+    assert row["external_id"]
+    assert await settlements(pool, row["reservation_id"]) == ["release"]
+    cancels = replicate.requests_to("predictions.cancel")
+    assert [r.match["id"] for r in cancels] == [row["external_id"]]
+    assert GenerationTimedOut().user_message in status_texts(slack, sent)[-1]
