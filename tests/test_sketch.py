@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import time
 
 import pytest
 from PIL import Image, ImageStat
 
-from adapters.providers.sketch import SketchProvider, canvas_size
+from adapters.providers.sketch import SketchProvider, canvas_size, render, scene_of
 from core.errors import InvalidRequest
 from core.models import GeneratedImage, ImageRequest, Images, InputImage, ModelSpec
 
@@ -69,10 +70,11 @@ async def test_a_different_prompt_or_seed_gives_different_bytes() -> None:
     assert await _draw(_request("a red fox in snow", seed=8)) != base
 
 
-async def test_png_carries_no_timestamp_or_text() -> None:
+async def test_png_carries_no_timestamp_and_only_the_scene() -> None:
     png = await _draw(_request())
-    assert b"tIME" not in png
-    assert b"tEXt" not in png and b"iTXt" not in png
+    assert b"tIME" not in png and b"iTXt" not in png
+    assert png.count(b"tEXt") == 1
+    assert scene_of(png) == "sky: dusk; weather: none; things: lighthouse x1"
 
 
 # --- sizes ----------------------------------------------------------------------
@@ -136,14 +138,27 @@ async def test_a_known_noun_is_drawn() -> None:
     assert orange_pixels(with_fox) > 1000
 
 
-async def test_unknown_words_still_draw_shapes() -> None:
-    empty = _open(await _draw(_request("a", seed=1)))
-    words = _open(await _draw(_request("a quantum banana symphony", seed=1)))
-    assert _colours(_scene(words)) > _colours(_scene(empty))
+async def test_what_it_cannot_draw_is_named_in_a_visible_note() -> None:
+    png = await _draw(_request("a dragon and a fox beside a quantum banana", seed=1))
+    assert scene_of(png) == (
+        "sky: plain; weather: none; things: fox x1; not drawn: dragon, beside, quantum, banana"
+    )
+    image = _open(png)
+    band = image.crop((0, image.height - 40, image.width, image.height))
+    note_pixels = sum(1 for r, g, b in band.getdata() if r > 120 and g < 100 and b < 90)
+    assert note_pixels > 50  # the reddish "not drawn: …" line under the caption
+    plain = _open(await _draw(_request("a fox", seed=1)))
+    plain_band = plain.crop((0, plain.height - 40, plain.width, plain.height))
+    assert sum(1 for r, g, b in plain_band.getdata() if r > 120 and g < 100 and b < 90) == 0
 
 
-def _colours(image: Image.Image) -> int:
-    return len(image.getcolors(maxcolors=1_000_000) or ())
+async def test_more_nouns_are_drawn() -> None:
+    png = await _draw(_request("a girl with a balloon, a rabbit, a horse and a plane over a city"))
+    scene = scene_of(png)
+    assert scene is not None
+    for thing in ("person x1", "balloon x1", "rabbit x1", "horse x1", "plane x1", "building x5"):
+        assert thing in scene
+    assert "not drawn" not in scene
 
 
 async def test_caption_is_printed_in_the_bottom_band() -> None:
@@ -189,6 +204,50 @@ async def test_an_edit_keeps_the_input_image() -> None:
     assert edit_right - edit_left > 100  # the input's split shows through the tint
     assert abs(fresh_right - fresh_left) < 60
     assert edit.getpixel((10, 10)) != fresh.getpixel((10, 10))
+
+
+async def test_an_edit_of_a_sketch_redraws_the_scene_once() -> None:
+    first = await _draw(_request("a red fox in a snowy forest"))
+    night = await _draw(_request("a red fox in a snowy forest, at night",
+                                 inputs=(InputImage(first, "image/png", "previous"),)))
+    blue = await _draw(_request("a blue fox in a snowy forest, at night, with a moon",
+                                inputs=(InputImage(night, "image/png", "previous"),)))
+    cat = await _draw(_request("a blue fox in a forest, at night, a cat instead of the fox",
+                               inputs=(InputImage(blue, "image/png", "previous"),)))
+    for png in (first, night, blue, cat):
+        print(scene_of(png))
+    assert scene_of(night) == "sky: night; weather: stars; things: red fox x1, tree x6"
+    assert scene_of(blue) == "sky: night; weather: stars; things: blue fox x1, tree x6, moon x1"
+    assert scene_of(cat) == "sky: night; weather: stars; things: tree x6, cat x1"
+    brightness = [ImageStat.Stat(_scene(_open(p)).convert("L")).mean[0] for p in (first, night)]
+    assert brightness[1] < brightness[0] - 60  # night is night, not a darker copy on top
+    assert night == await _draw(_request("a red fox in a snowy forest, at night"))
+
+
+async def test_ink_draws_the_same_scene_in_another_style() -> None:
+    ink_model = dataclasses.replace(SKETCH, name="ink", model_id="sketch-ink-v1")
+    prompt = "a blue fox in a snowy forest, at night, with a moon"
+    coloured = await _draw(_request(prompt))
+    inked = await _draw(dataclasses.replace(_request(prompt), model=ink_model))
+    assert scene_of(coloured) == scene_of(inked)
+    coloured_sat = ImageStat.Stat(_scene(_open(coloured)).convert("HSV")).mean[1]
+    inked_sat = ImageStat.Stat(_scene(_open(inked)).convert("HSV")).mean[1]
+    assert inked_sat < coloured_sat / 2  # pen and sepia wash, not colour
+
+
+async def test_a_100000_character_word_renders_in_bounded_time() -> None:
+    for length in (500, 8_000, 100_000):
+        started = time.perf_counter()
+        png = await _draw(_request("a lighthouse at dusk " + "w" * length))
+        print(f"sketch render with a {length:,}-character word: "
+              f"{time.perf_counter() - started:.3f} s")
+        assert scene_of(png) == "sky: dusk; weather: none; things: lighthouse x1"
+        assert _open(png).size == (768, 768)
+
+
+def test_a_render_past_its_budget_is_given_up_with_a_sentence() -> None:
+    with pytest.raises(InvalidRequest, match="longer than"):
+        render(_request(), budget_s=0.0)
 
 
 async def test_an_edit_with_an_unreadable_input_is_an_invalid_request() -> None:

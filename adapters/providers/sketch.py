@@ -1,9 +1,17 @@
-"""The offline `sketch` image provider: a deterministic picture drawn from the prompt.
+"""The offline image provider: a deterministic picture drawn from the prompt.
 
 No network and no model: colours come from the prompt's colour and setting words,
-shapes from the nouns it knows (`sketch_scene.py`, `sketch_shapes.py`), and the prompt
-itself is printed in a caption band. The same prompt, seed, aspect ratio and resolution
-always give the same PNG bytes. An edit draws on top of the first input image.
+shapes from the nouns it knows (`sketch_scene.py`, `sketch_shapes.py`, `sketch_more.py`),
+and the prompt itself is printed in a caption band with a note of the words it could
+not draw. The same prompt, seed, aspect ratio and resolution always give the same PNG
+bytes. Two styles (by the catalog's model id): coloured `sketch` and pen-and-wash `ink`.
+
+An edit of a sketch redraws the whole scene from the refined prompt (which already
+says what changed), so nothing is drawn twice; another image (an upload) is kept and
+tinted with the prompt's palette. The scene's description is stored in the PNG.
+
+Bounded: a prompt is read up to a fixed length, the caption is cut before it is
+measured, and a render that overruns RENDER_BUDGET_S is given up as a sentence.
 """
 
 from __future__ import annotations
@@ -12,14 +20,18 @@ import asyncio
 import hashlib
 import io
 import random
+import time
 import warnings
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageOps, PngImagePlugin
 
+from adapters.providers.sketch_ink import ink
+from adapters.providers.sketch_more import MORE_COLOURS, MORE_PAINTERS
 from adapters.providers.sketch_scene import RGB, SKY_SHAPES, Scene, read_scene, shade
-from adapters.providers.sketch_shapes import DEFAULT_COLOURS, PAINTERS, abstract
+from adapters.providers.sketch_shapes import DEFAULT_COLOURS, PAINTERS
+from adapters.providers.sketch_text import font, wrap
 from core.errors import InvalidRequest
-from core.models import GeneratedImage, ImageRequest, Images, InputImage, Parked
+from core.models import GeneratedImage, ImageRequest, Images, InputImage, ModelSpec, Parked
 
 LONG_SIDE_PX = {"1K": 768, "2K": 1024, "4K": 1536}
 HORIZON = 0.66  # of the scene's height
@@ -27,13 +39,18 @@ TINT = 0.35  # how much of the prompt's palette lies over an input image
 PNG_COMPRESS_LEVEL = 1  # fast; the picture is flat colour and compresses well anyway
 CAPTION_BAND: RGB = (248, 246, 240)
 CAPTION_INK: RGB = (30, 30, 35)
-MAX_CAPTION_LINES = 3
+NOTE_INK: RGB = (150, 60, 50)
+SCENE_KEY = "easel-sketch-scene"  # PNG text chunk: what the picture shows
+RENDER_BUDGET_S = 5.0  # a render checks it between stages; bounded inputs keep it far away
+ALL_PAINTERS = {**PAINTERS, **MORE_PAINTERS}
+ALL_COLOURS = {**DEFAULT_COLOURS, **MORE_COLOURS}
 # Height of each thing as a share of the scene's height; the order is the drawing order.
 SIZES = {
     "sun": 0.15, "moon": 0.13, "star": 0.05, "cloud": 0.1, "bird": 0.05,
     "mountain": 0.42, "castle": 0.36, "lighthouse": 0.55, "house": 0.28, "tree": 0.32,
     "boat": 0.22, "car": 0.17, "fox": 0.24, "dog": 0.24, "cat": 0.22, "flower": 0.12,
-    "fish": 0.14,
+    "fish": 0.14, "balloon": 0.14, "plane": 0.08, "building": 0.5, "rock": 0.1,
+    "horse": 0.3, "person": 0.26, "rabbit": 0.14,
 }  # fmt: skip
 
 
@@ -78,28 +95,77 @@ def canvas_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
     return round(long_side * width_part / height_part), long_side
 
 
-def render(request: ImageRequest) -> bytes:
+class RenderBudget:
+    """A render's deadline, checked between its stages."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        self.deadline = time.monotonic() + budget_s
+
+    def check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise InvalidRequest(
+                f"The sketch model gave up: drawing took longer than {self.budget_s:g} s."
+            )
+
+
+def style_of(model: ModelSpec) -> str:
+    """`ink` for the pen-and-wash model, else the coloured sketch."""
+    return "ink" if "ink" in model.model_id else "colour"
+
+
+def render(request: ImageRequest, *, budget_s: float = RENDER_BUDGET_S) -> bytes:
     """The PNG bytes for `request`; a pure function of its prompt, seed, size and inputs."""
+    budget = RenderBudget(budget_s)
     width, height = canvas_size(request.aspect_ratio, request.resolution)
     digest = hashlib.sha256(f"{request.prompt}\x00{request.seed}".encode()).digest()
     rng = random.Random(int.from_bytes(digest[:8], "big"))
     scene = read_scene(request.prompt)
     font_px = max(12, round(max(width, height) / 42))
-    font = _font(font_px)
-    lines = _wrap(request.prompt, font, width * 0.92)
+    face = font(font_px)
+    lines = wrap(request.prompt, face, width * 0.92)
+    note = wrap("not drawn: " + ", ".join(scene.not_drawn), face, width * 0.92)[:1]
+    note = note if scene.not_drawn else []
     line_h = round(font_px * 1.3)
-    band_h = len(lines) * line_h + round(font_px * 1.2)
+    band_h = (len(lines) + len(note)) * line_h + round(font_px * 1.2)
     scene_h = height - band_h
-    image = _background(scene, width, height, scene_h, request.input_images)
+    # An edit of a sketch is redrawn from its refined prompt; other images are kept.
+    inputs = tuple(i for i in request.input_images if not _is_sketch(i))
+    image = _background(scene, width, height, scene_h, inputs)
+    budget.check()
     draw = ImageDraw.Draw(image, "RGBA")
     _draw_scene(draw, scene, width, scene_h, rng)
+    budget.check()
+    if style_of(request.model) == "ink":
+        image = ink(image)
+        draw = ImageDraw.Draw(image, "RGBA")
     draw.rectangle((0, scene_h, width, height), fill=CAPTION_BAND)
-    for k, line in enumerate(lines):
+    for k, (line, colour) in enumerate([(t, CAPTION_INK) for t in lines] +
+                                       [(t, NOTE_INK) for t in note]):
         y = scene_h + round(font_px * 0.6) + k * line_h
-        draw.text((width / 2, y), line, font=font, fill=CAPTION_INK, anchor="ma")
+        draw.text((width / 2, y), line, font=face, fill=colour, anchor="ma")
+    budget.check()
+    info = PngImagePlugin.PngInfo()
+    info.add_text(SCENE_KEY, scene.describe())
     out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)  # no tIME, no text chunks
+    # No tIME chunk; the one text chunk is the scene, so the bytes stay deterministic.
+    image.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL, pnginfo=info)
     return out.getvalue()
+
+
+def scene_of(png: bytes) -> str | None:
+    """The scene description a sketch stored in its PNG; None for any other image."""
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            text = getattr(image, "text", {}) or {}
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    value = text.get(SCENE_KEY)
+    return value if isinstance(value, str) else None
+
+
+def _is_sketch(image: InputImage) -> bool:
+    return image.content_type == "image/png" and scene_of(image.data) is not None
 
 
 def _gradient(size: tuple[int, int], top: RGB, bottom: RGB) -> Image.Image:
@@ -163,13 +229,13 @@ def _draw_scene(
             draw.ellipse((x - r, y - r, x + r, y + r), fill=(255, 255, 235))
     ground_spots: list[tuple[float, float, str, RGB]] = []
     for thing in sorted(scene.things, key=lambda t: list(SIZES).index(t.shape)):
-        colour = thing.colour or DEFAULT_COLOURS[thing.shape]
+        colour = thing.colour or ALL_COLOURS[thing.shape]
         size = SIZES[thing.shape] * scene_h
         if thing.shape in SKY_SHAPES:
             copies = thing.count * (3 if thing.shape == "star" else 1)
             for _ in range(copies):
                 x, y = rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.45) * horizon
-                PAINTERS[thing.shape](draw, x, y, size, colour, rng)
+                ALL_PAINTERS[thing.shape](draw, x, y, size, colour, rng)
         elif thing.shape == "mountain":
             for k in range(thing.count):
                 x = (k + rng.uniform(0.2, 0.8)) * width / thing.count
@@ -180,9 +246,6 @@ def _draw_scene(
             ground_spots += [
                 (rng.random(), rng.random(), thing.shape, colour) for _ in range(thing.count)
             ]
-    for word in scene.abstract_words:
-        size = rng.uniform(0.1, 0.22) * min(width, scene_h)
-        abstract(draw, word, rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.8) * scene_h, size)
     _draw_ground_things(draw, ground_spots, width, scene_h, rng)
     if scene.weather in ("snow", "rain"):
         for _ in range(160):
@@ -211,34 +274,4 @@ def _draw_ground_things(
         y = horizon + depth * (scene_h - horizon) * 0.8 + scene_h * 0.02
         placed.append((y, x, shape, colour, 0.8 + depth * 0.4))
     for y, x, shape, colour, scale in sorted(placed):
-        PAINTERS[shape](draw, x, y, SIZES[shape] * scene_h * scale, colour, rng)
-
-
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's bundled font at `size`; the fixed bitmap font if FreeType is missing."""
-    try:
-        return ImageFont.load_default(size=size)
-    except (OSError, ImportError):
-        return ImageFont.load_default()
-
-
-def _wrap(
-    text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_px: float
-) -> list[str]:
-    """Greedy word wrap to `max_px`, at most MAX_CAPTION_LINES, the last cut with '…'."""
-    lines: list[str] = []
-    for word in " ".join(text.split()).split(" "):
-        if lines and font.getlength(f"{lines[-1]} {word}") <= max_px:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    if len(lines) > MAX_CAPTION_LINES:
-        lines = lines[:MAX_CAPTION_LINES]
-        lines[-1] += " …"
-    return [_fit(line, font, max_px) for line in lines] or [""]
-
-
-def _fit(line: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_px: float) -> str:
-    while line and font.getlength(line) > max_px:
-        line = line[:-2] + "…"
-    return line
+        ALL_PAINTERS[shape](draw, x, y, SIZES[shape] * scene_h * scale, colour, rng)

@@ -77,17 +77,35 @@ NOUNS: dict[str, str] = {
     **dict.fromkeys(("car", "truck", "taxi", "van", "bus"), "car"),
     **dict.fromkeys(("boat", "ship", "sailboat", "yacht"), "boat"),
     **dict.fromkeys(("flower", "rose", "tulip", "daisy", "sunflower"), "flower"),
-    **dict.fromkeys(("fish", "whale", "shark"), "fish"),
+    **dict.fromkeys(("fish", "whale", "shark", "dolphin"), "fish"),
+    **dict.fromkeys(("person", "people", "man", "woman", "girl", "boy", "child", "kid",
+                     "knight", "wizard", "astronaut", "sailor", "farmer", "figure"), "person"),
+    **dict.fromkeys(("building", "city", "skyscraper", "town", "street", "apartment"),
+                    "building"),
+    **dict.fromkeys(("balloon",), "balloon"),
+    **dict.fromkeys(("plane", "airplane", "aeroplane", "jet", "rocket", "spaceship"), "plane"),
+    **dict.fromkeys(("rabbit", "bunny", "hare"), "rabbit"),
+    **dict.fromkeys(("horse", "pony", "deer", "unicorn", "cow"), "horse"),
+    **dict.fromkeys(("rock", "stone", "boulder", "cliff"), "rock"),
 }
-GROUP_SIZES = {"forest": 6, "woods": 5}  # nouns that mean many of a thing
-SKY_SHAPES = ("sun", "moon", "star", "cloud", "bird")
+GROUP_SIZES = {"forest": 6, "woods": 5, "city": 5, "town": 4, "people": 3}  # many of a thing
+SKY_SHAPES = ("sun", "moon", "star", "cloud", "bird", "balloon", "plane")
 NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "many": 5, "several": 4}
 STOPWORDS = frozenset(
     "a an the and or of in on at to with by for from into over under near above below"
     " is are its it this that some very style lighting subject larger smaller frame"
-    " more less close-up view bright brighter darker lighter tones colors painting".split()
+    " more less close-up view bright brighter darker lighter tones colors painting"
+    " oil watercolor watercolour photo photograph photorealistic realistic detailed cinematic"
+    " illustration drawing sketch render art artwork digital style portrait landscape scene"
+    " beautiful cute little big small tall tiny huge giant old new young happy sad lonely"
+    " soft warm cold dramatic light shadow shadows colour color colours front back top side"
+    " made like one all each standing sitting flying walking running looking under-lit"
+    " instead make add now please image picture ultra high quality background foreground"
+    " sky day daytime time scenery".split()
 )
-MAX_ABSTRACT = 6
+MAX_NOT_DRAWN = 6
+MAX_SCENE_CHARS = 2_000  # a prompt is read up to here: reading stays linear and bounded
+MAX_WORD_CHARS = 40  # longer "words" are not words: they are not read or listed
 COLOUR_REACH = 2  # words between a colour and the noun it colours
 
 
@@ -109,16 +127,42 @@ class Scene:
     weather: str | None
     is_water: bool
     things: tuple[Thing, ...]
-    abstract_words: tuple[str, ...]
+    not_drawn: tuple[str, ...]  # words that name something the sketch cannot draw
+    mood: str = "plain"  # the setting that decided the sky, e.g. "night"
+
+    def describe(self) -> str:
+        """One line saying what the picture shows (stored in the PNG; tests read it)."""
+        things = ", ".join(
+            f"{_colour_name(t.colour) + ' ' if t.colour else ''}{t.shape} x{t.count}"
+            for t in self.things
+        )
+        parts = [f"sky: {self.mood}", f"weather: {self.weather or 'none'}",
+                 f"things: {things or 'none'}"]
+        if self.not_drawn:
+            parts.append(f"not drawn: {', '.join(self.not_drawn)}")
+        return "; ".join(parts)
+
+
+def _colour_name(colour: RGB) -> str:
+    return next((name for name, rgb in COLOURS.items() if rgb == colour), "coloured")
 
 
 def words_of(prompt: str) -> list[str]:
-    """The prompt's words, lower case, leaving out any clause that starts with without/no."""
+    """The prompt's words, lower case, leaving out what a clause says to leave out
+    ("without the fox", "a cat instead of the fox"): those words are dropped everywhere."""
     kept: list[str] = []
-    for clause in re.split(r"[,;.]", prompt.lower()):
-        clause = re.split(r"\b(?:without|no|minus)\b", clause)[0]
-        kept.extend(re.findall(r"[a-z][a-z'-]*|\d+", clause))
-    return kept
+    dropped: set[str] = set()
+    for clause in re.split(r"[,;.]", prompt[:MAX_SCENE_CHARS].lower()):
+        clause, *rest = re.split(r"\b(?:without|no|minus|instead of|rather than)\b", clause)
+        kept.extend(_words(clause))
+        for removed in rest:
+            dropped.update(_singular(word) for word in _words(removed))
+    dropped -= STOPWORDS
+    return [word for word in kept if _singular(word) not in dropped]
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z][a-z'-]*|\d+", text) if len(w) <= MAX_WORD_CHARS]
 
 
 def _singular(word: str) -> str:
@@ -156,17 +200,19 @@ def read_scene(prompt: str) -> Scene:
     raw_words = words_of(prompt)
     words = [_singular(word) for word in raw_words]
     sky = ground = None
+    mood_word = "plain"
     weather: str | None = None
     is_water = False
     colours: list[RGB] = []
     things: dict[str, Thing] = {}
-    abstract: list[str] = []
+    not_drawn: list[str] = []
     pending_colour: tuple[int, RGB] | None = None  # (word index, colour)
     pending_count = 1
     for index, word in enumerate(words):
         mood = MOODS.get(word)
         if mood:  # later settings win: "a fox in snow, at night" is a night sky over snow
             sky = mood.sky or sky
+            mood_word = word if mood.sky else mood_word
             if mood.ground:
                 ground, is_water = mood.ground, mood.is_water
             weather = mood.weather or weather
@@ -189,17 +235,18 @@ def read_scene(prompt: str) -> Scene:
                 things[shape] = Thing(shape, colour, count)
             pending_colour, pending_count = None, 1
         elif word not in MOODS and word not in STOPWORDS and len(word) > 2 and word.isalpha():
-            if word not in abstract and len(abstract) < MAX_ABSTRACT:
-                abstract.append(word)
-    sky, ground = _palette(prompt, sky, ground, colours)
-    return Scene(sky, ground, weather, is_water, tuple(things.values()), tuple(abstract))
+            if word not in not_drawn and len(not_drawn) < MAX_NOT_DRAWN:
+                not_drawn.append(word)
+    sky, ground = _palette(words, sky, ground, colours)
+    return Scene(sky, ground, weather, is_water, tuple(things.values()), tuple(not_drawn),
+                 mood_word)
 
 
 def _palette(
-    prompt: str, sky: tuple[RGB, RGB] | None, ground: RGB | None, colours: list[RGB]
+    words: list[str], sky: tuple[RGB, RGB] | None, ground: RGB | None, colours: list[RGB]
 ) -> tuple[tuple[RGB, RGB], RGB]:
     """Settings decide the palette; else the colour words; else a hash of the words."""
-    base = colours[0] if colours else word_colour(" ".join(sorted(set(words_of(prompt)))))
+    base = colours[0] if colours else word_colour(" ".join(sorted(set(words))))
     if sky is None:
         sky = (shade(base, 0.55), shade(base, 1.35)) if colours else (base, shade(base, 1.6))
     if ground is None:  # a night or dusk sky over unnamed ground: the ground in its shadow

@@ -6,7 +6,6 @@ Every function draws one thing standing on (or centred at) `(x, y)` with height 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from collections.abc import Callable
 from PIL import ImageDraw
 
 from adapters.providers.sketch_animals import cat, dog, fox
-from adapters.providers.sketch_scene import RGB, shade, word_colour
+from adapters.providers.sketch_scene import RGB, shade
 
 Draw = ImageDraw.ImageDraw
 Painter = Callable[[Draw, float, float, float, RGB, random.Random], None]
@@ -219,20 +218,6 @@ def fish(d: Draw, x: float, y: float, size: float, colour: RGB, rng: random.Rand
     d.ellipse((x - w, cy - h, x + w, cy + h), fill=colour)
     d.polygon([(x + w * 0.8, cy), (x + w * 1.4, cy - h), (x + w * 1.4, cy + h)], fill=colour)
     d.ellipse((x - w * 0.6, cy - h * 0.3, x - w * 0.45, cy - h * 0.15), fill=DARK)
-
-
-def abstract(d: Draw, word: str, x: float, y: float, size: float) -> None:
-    """A translucent shape whose kind and colour come from `word` itself."""
-    kind = hashlib.sha256(word.encode()).digest()[3] % 4
-    r, fill = size / 2, (*word_colour(word), 170)
-    if kind == 0:
-        d.ellipse((x - r, y - r, x + r, y + r), fill=fill)
-    elif kind == 1:
-        d.rectangle((x - r, y - r * 0.7, x + r, y + r * 0.7), fill=fill)
-    elif kind == 2:
-        d.polygon([(x, y - r), (x - r, y + r * 0.8), (x + r, y + r * 0.8)], fill=fill)
-    else:
-        d.ellipse((x - r, y - r, x + r, y + r), outline=fill, width=max(3, int(r / 4)))
 
 
 PAINTERS: dict[str, Painter] = {
