@@ -18,6 +18,8 @@ CLOCK_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 BACKENDS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
 COMMITS = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
 WAL_SYNCS = "SELECT wal_sync FROM pg_stat_wal"
+UPDATES = """SELECT coalesce(sum(n_tup_upd), 0) AS updates, coalesce(sum(n_tup_hot_upd), 0) AS hot
+             FROM pg_stat_user_tables WHERE relname = 'generations'"""
 
 
 def cpu_s(pid: int) -> float | None:
@@ -55,6 +57,8 @@ class Sample:
     server: dict[int, float] = field(default_factory=dict)
     commits: int = 0
     wal_syncs: int | None = None
+    updates: int = 0
+    hot_updates: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class Figures:
     server_cpu_s: float | None
     commits: int
     wal_syncs: int | None
+    updates: int
+    hot_updates: int
 
 
 async def _flushed_stats(conn: asyncpg.Connection) -> None:
@@ -82,6 +88,9 @@ async def sample(conn: asyncpg.Connection, easel_pids: list[int]) -> Sample:
     """Read every counter now (`conn` is a connection to the benchmarked database)."""
     await _flushed_stats(conn)
     taken = Sample(commits=int(await conn.fetchval(COMMITS) or 0))
+    updated = await conn.fetchrow(UPDATES)
+    assert updated is not None
+    taken.updates, taken.hot_updates = int(updated["updates"]), int(updated["hot"])
     try:
         taken.wal_syncs = int(await conn.fetchval(WAL_SYNCS))
     except asyncpg.PostgresError:  # before PG 14
@@ -116,6 +125,8 @@ def difference(before: Sample, after: Sample) -> Figures:
         backend_cpu_s=spent(before.backends, after.backends) if after.backends else None,
         server_cpu_s=spent(before.server, after.server) if after.server else None,
         commits=after.commits - before.commits,
+        updates=after.updates - before.updates,
+        hot_updates=after.hot_updates - before.hot_updates,
         wal_syncs=(after.wal_syncs - before.wal_syncs
                    if after.wal_syncs is not None and before.wal_syncs is not None else None),
     )
@@ -140,6 +151,9 @@ def cpu_lines(figures: Figures, generations: int) -> list[str]:
         f"  commits/gen          {figures.commits / n:.2f}  (pg_stat_database xact_commit, "
         "read-only ones included)",
     ]
+    lines.append(f"  generation updates   {figures.updates / n:.2f}/gen, "
+                 f"{100 * figures.hot_updates / max(1, figures.updates):.0f} % HOT "
+                 "(pg_stat_user_tables)")
     if figures.wal_syncs is not None:
         lines.append(f"  WAL syncs/gen        {figures.wal_syncs / n:.2f}  (pg_stat_wal, whole "
                      "server: durable flushes after group commit)")

@@ -141,7 +141,7 @@ class _Run:
         if job.stage is Stage.FINALIZING:  # made and stored before a crash: deliver it once
             stored_output = await self._stored_output()
             if stored_output is not None:
-                await self._finalize(*stored_output, recovered=True)
+                await self._finalize(*stored_output, data=None)
                 return
         image = await self._within_deadline(self._make_image())
         if image is None:  # parked for its webhook, or given up at the deadline
@@ -159,7 +159,7 @@ class _Run:
             Stage.FINALIZING, asset=(key, stored.content_type, stored.size_bytes, stored.sha256)
         )
 
-        await self._finalize(key, stored.content_type, stored.size_bytes, recovered=False)
+        await self._finalize(key, stored.content_type, stored.size_bytes, data=image.data)
 
     async def _within_deadline(self, making: Coroutine[Any, Any, Any]) -> Any | None:
         """Await `making` until the generation's deadline; past it, fail and refund (None)."""
@@ -223,9 +223,14 @@ class _Run:
         return image
 
     async def _finalize(
-        self, key: str, content_type: str, size_bytes: int, *, recovered: bool
+        self, key: str, content_type: str, size_bytes: int, *, data: bytes | None
     ) -> None:
-        """Post the stored image into the thread (once), then settle and say so."""
+        """Post the stored image into the thread (once), then settle and say so.
+
+        `data` is the image this worker just made; None means it was made before a
+        crash, so it is read back from the store (and may already be in the thread).
+        """
+        recovered = data is None
         job = self.job
         await self._show(Stage.FINALIZING)
         elapsed_s = self._elapsed()
@@ -242,7 +247,7 @@ class _Run:
                 object_key=key,
                 content_type=content_type,
                 size_bytes=size_bytes,
-                data=await self.rt.store.get(key),
+                data=data if data is not None else await self.rt.store.get(key),
                 url=await self.rt.store.url(key, self.p.config.url_ttl_s),
                 caption=f"{self.model.display_name} · {job.cost} credits · {elapsed_s:.1f}s",
                 model=self.model.display_name,

@@ -6,6 +6,7 @@ so "a castle on a hill in 16:9" becomes "a castle on a hill" with aspect 16:9.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -79,6 +80,7 @@ class Options:
         return all(word in FILLER for word in words)
 
 
+@functools.lru_cache(maxsize=1024)  # submit and the refiner read the same message
 def read_options(message: str) -> Options:
     """Find aspect and size words anywhere in `message` and cut them out of it."""
     text, aspect, resolution = message, None, None

@@ -93,8 +93,12 @@ class LocalObjectStore:
             raise ObjectStoreError(f"cannot read {key}: {exc.strerror}") from exc
 
     async def url(self, key: str, ttl_s: int) -> str | None:
-        """The absolute file path (what the console shows); `ttl_s` does not apply."""
-        return str(await asyncio.to_thread(self._path, key))
+        """The absolute file path (what the console shows); `ttl_s` does not apply.
+
+        Only a name is made, nothing is read, so no thread is needed: the key is checked
+        as it is by `put` and `get`, which resolve symlinks before touching a file.
+        """
+        return str(self.root.joinpath(*validate_key(key).parts))
 
     async def ping(self) -> None:
         """Raise ObjectStoreError unless the root exists (or can be made) and is writable."""
