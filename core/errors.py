@@ -8,6 +8,8 @@ backoff, the others fail at once and refund.
 
 from __future__ import annotations
 
+from core.text import shown
+
 
 class EaselError(Exception):
     """Base of every error with a sentence for the user."""
@@ -65,7 +67,7 @@ class UnknownModel(Refusal):
     kind = "unknown_model"
 
     def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"There is no model called '{name}'. Models: {', '.join(known)}.")
+        super().__init__(f"There is no model called '{shown(name)}'. Models: {', '.join(known)}.")
 
 
 class ModelUnavailable(Refusal):
@@ -73,7 +75,7 @@ class ModelUnavailable(Refusal):
 
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"The model '{name}' is not configured on this Easel (its API key is not set)."
+            f"The model '{shown(name)}' is not configured on this Easel (its API key is not set)."
         )
 
 

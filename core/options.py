@@ -14,6 +14,7 @@ from core.catalog import ASPECT_RATIOS
 from core.errors import BadOption
 from core.models import RESOLUTIONS
 from core.size_words import read_options
+from core.text import shown
 
 RATIO_WORDS = {
     "landscape": "16:9",
@@ -67,7 +68,7 @@ def normalise_aspect(value: str) -> str:
     ratio = f"{match.group(1)}:{match.group(2)}" if match else text
     if ratio not in ASPECT_RATIOS:
         raise BadOption(
-            f"'{value}' is not an aspect ratio I know. Try one of: {', '.join(ASPECT_RATIOS)}."
+            f"'{shown(value)}' is not an aspect ratio I know. Try one of: {', '.join(ASPECT_RATIOS)}."
         )
     return ratio
 
@@ -77,7 +78,7 @@ def normalise_resolution(value: str) -> str:
     text = value.strip().lower()
     if text in RESOLUTION_WORDS:
         return RESOLUTION_WORDS[text]
-    raise BadOption(f"'{value}' is not a resolution I know. Try one of: {', '.join(RESOLUTIONS)}.")
+    raise BadOption(f"'{shown(value)}' is not a resolution I know. Try one of: {', '.join(RESOLUTIONS)}.")
 
 
 def normalise_seed(value: str | int) -> int:
@@ -87,7 +88,8 @@ def normalise_seed(value: str | int) -> int:
     except ValueError:
         seed = -1
     if not 0 <= seed <= MAX_SEED:
-        raise BadOption(f"'{value}' is not a seed I can use: give a whole number from 0 to {MAX_SEED}.")
+        raise BadOption(f"'{shown(value)}' is not a seed I can use: "
+                        f"give a whole number from 0 to {MAX_SEED}.")
     return seed
 
 
@@ -98,7 +100,7 @@ def normalise_count(value: str | int) -> int:
     except ValueError:
         count = 0
     if not 1 <= count <= MAX_COUNT:
-        raise BadOption(f"'{value}' is not a number of images I make: ask for 1 to {MAX_COUNT}.")
+        raise BadOption(f"'{shown(value)}' is not a number of images I make: ask for 1 to {MAX_COUNT}.")
     return count
 
 
@@ -119,7 +121,7 @@ def parse_inline_options(text: str) -> tuple[str, Options]:
             name = _OPTION_NAMES.get(word.split("=", 1)[0])
             if name is None:
                 known = ", ".join(sorted(k for k in _OPTION_NAMES if k.startswith("--")))
-                raise BadOption(f"I don't know the option '{word}'. Options: {known}.")
+                raise BadOption(f"I don't know the option '{shown(word)}'. Options: {known}.")
             if "=" in word:
                 values[name] = word.split("=", 1)[1]
             elif name in _GREEDY and index + 1 < len(words):
@@ -132,7 +134,7 @@ def parse_inline_options(text: str) -> tuple[str, Options]:
                 index += 1
                 values[name] = words[index]
             else:
-                raise BadOption(f"The option '{word}' needs a value, e.g. `{word} 16:9`.")
+                raise BadOption(f"The option '{shown(word)}' needs a value, e.g. `{shown(word)} 16:9`.")
         else:
             rest.append(word)
         index += 1

@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from core.errors import EaselError
 from core.models import Button, MessageRef, Stage, StatusView, ThreadRef
 from core.ports import ChatPlatform
+from core.text import clean_text, shown
 
 log = logging.getLogger("easel.status")
 
 FINAL_EDIT_ATTEMPTS = 4
+RECEIVED_PROMPT_MAX_CHARS = 300
 FINAL_EDIT_BACKOFF_S = 0.5
 
 STAGE_HEADLINES = {
@@ -39,7 +41,8 @@ STAGE_NAMES = {
 
 def received_view(prompt: str) -> StatusView:
     """What an adapter posts at once, before the core has looked at the request."""
-    return StatusView(Stage.RECEIVED, STAGE_HEADLINES[Stage.RECEIVED], (f"> {prompt[:300]}",))
+    return StatusView(Stage.RECEIVED, STAGE_HEADLINES[Stage.RECEIVED],
+                      (f"> {shown(prompt, RECEIVED_PROMPT_MAX_CHARS)}",))
 
 
 def refusal_view(error: EaselError) -> StatusView:
@@ -58,6 +61,7 @@ def progress_view(
 ) -> StatusView:
     """A stage in progress, with a checklist of the stages done and their times."""
     lines = [f"✓ {STAGE_NAMES[s]} · {seconds:.1f}s" for s, seconds in done if s in STAGE_NAMES]
+    refined_prompt = clean_text(refined_prompt) if refined_prompt else refined_prompt
     if refined_prompt:
         lines.append(f"Prompt: {refined_prompt}")
     if note:
@@ -83,6 +87,7 @@ def success_view(
     seed: int | None = None,
 ) -> StatusView:
     """The final state of a finished image (with the seed that reproduces it)."""
+    refined_prompt = clean_text(refined_prompt) if refined_prompt else refined_prompt
     lines: tuple[str, ...] = (f"Prompt: {refined_prompt}",) if refined_prompt else ()
     if seed is not None:
         lines += (seed_line(seed),)

@@ -37,6 +37,7 @@ from core.options import (
     parse_inline_options,
     size_words,
 )
+from core.text import clean_text, is_blank
 
 LIMITS = """
 SELECT a.available,
@@ -141,8 +142,10 @@ async def submit(
     upload_keys: list[dict[str, Any]] | None = None,
 ) -> Submitted:
     """Queue one generation for `request`, or raise the Refusal to show the person."""
-    request = with_inline_options(request)
+    request = with_inline_options(made_safe(request))
     text = request.text.strip()
+    if is_blank(text):
+        text = ""  # only zero-width or other invisible characters: nothing was asked
     if not text and request.action is None and not request.uploads:
         raise EmptyPrompt()
     try:
@@ -275,6 +278,23 @@ async def _submit_in(
     return Submitted(
         ids[0], session.id, models[0], resolution, aspect, sum(costs),
         generation_ids=tuple(ids), compare_group=group if compare else None,
+    )
+
+
+def made_safe(request: SubmitRequest) -> SubmitRequest:
+    """The request's text fields without what Postgres refuses (NUL, lone surrogates) and
+    what a terminal or chat would act on (control and escape sequences): the door, once."""
+    def optional(value: str | None) -> str | None:
+        return None if value is None else clean_text(value)
+
+    return replace(
+        request,
+        text=clean_text(request.text),
+        user=replace(request.user, display_name=clean_text(request.user.display_name)),
+        model=optional(request.model),
+        aspect_ratio=optional(request.aspect_ratio),
+        resolution=optional(request.resolution),
+        compare=tuple(clean_text(name) for name in request.compare),
     )
 
 

@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from core.errors import BadUpload
 from core.models import InputImage
+from core.text import shown
 
 # Only these decoders are ever tried: no PSD, EPS (Ghostscript) or other exotic parsers.
 READABLE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
@@ -24,6 +25,7 @@ READABLE_NAMES = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 # Modes PNG can store directly; anything else (CMYK, float, 16-bit RGB) is converted.
 PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"}
 MEGABYTE = 1024 * 1024
+FILE_NAME_MAX_CHARS = 80
 
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError)
 
@@ -32,8 +34,10 @@ def check_upload(
     data: bytes, *, max_bytes: int, max_pixels: int = 40_000_000, name: str = "image"
 ) -> InputImage:
     """Accept `data` as an image a provider can take, or raise BadUpload saying why."""
+    name = shown(name, FILE_NAME_MAX_CHARS)  # a name is echoed in every refusal below
     if len(data) > max_bytes:
-        raise BadUpload(f"{name} is {_size_text(len(data))}; the limit is {_size_text(max_bytes)}.")
+        size, limit = sizes_compared(len(data), max_bytes)
+        raise BadUpload(f"{name} is {size}; the limit is {limit}.")
     if not data:
         raise BadUpload(f"{name} is empty; send a PNG, JPEG or WebP image.")
     # Pillow warns about huge headers (a refusal here) and about corrupt metadata (harmless:
@@ -101,6 +105,15 @@ def _png_name(name: str) -> str:
     """`photo.gif` becomes `photo.png`, so a name never contradicts the bytes."""
     path = PurePath(name)
     return str(path.with_suffix(".png")) if path.suffix else f"{name}.png"
+
+
+def sizes_compared(size_bytes: int, limit_bytes: int) -> tuple[str, str]:
+    """A size and its limit in words a person can tell apart: exact bytes when the
+    rounded ones would read the same (20,000,156 vs 20,000,000 bytes, not 19.1 vs 19.1 MB)."""
+    size, limit = _size_text(size_bytes), _size_text(limit_bytes)
+    if size == limit:
+        return f"{size_bytes:,} bytes", f"{limit_bytes:,} bytes"
+    return size, limit
 
 
 def _size_text(size_bytes: int) -> str:

@@ -139,6 +139,11 @@ def test_a_file_just_over_the_limit_does_not_read_as_the_limit() -> None:
     assert message == "photo.png is 20.1 MB; the limit is 20 MB."
 
 
+def test_a_size_and_a_limit_that_round_alike_are_stated_in_bytes() -> None:
+    message = _refusal(b"\0" * 20_000_156, "huge.png", max_bytes=20_000_000)
+    assert message == "huge.png is 20,000,156 bytes; the limit is 20,000,000 bytes."
+
+
 def test_fifty_megapixel_png_is_refused_from_its_header() -> None:
     big = _encode(Image.new("1", (10_000, 5_000)), "PNG")  # 1-bit: a few kilobytes
     assert len(big) < 100_000

@@ -22,6 +22,7 @@ from core.service import Easel
 from core.status import received_view, refusal_view
 from core.submit import SubmitRequest
 from core.sweeper import sweep
+from core.text import shown
 from core.worker import Worker
 
 HELP = (
@@ -107,7 +108,7 @@ class ConsoleChat:
             elif name == "/help":
                 self.platform.say(HELP)
             else:
-                self.platform.say(f"Unknown command {name}. {HELP}")
+                self.platform.say(f"Unknown command {shown(name)}. {HELP}")
                 self.failures += 1
         except EaselError as error:
             self.platform.say(f"🚫 {error.user_message}")

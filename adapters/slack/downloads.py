@@ -19,6 +19,7 @@ import aiohttp
 
 from core.errors import BadUpload
 from core.submit import Upload
+from core.text import shown
 
 log = logging.getLogger("easel.slack")
 
@@ -88,7 +89,7 @@ async def _read_at_most(response: aiohttp.ClientResponse, max_bytes: int, name: 
         size += len(chunk)
         if size > max_bytes:
             raise BadUpload(
-                f"{name} is larger than the {max_bytes / 1_048_576:.1f} MB upload limit. "
+                f"{shown(name)} is larger than the upload limit of {max_bytes:,} bytes. "
                 "Nothing was charged.")
         chunks.append(chunk)
     return b"".join(chunks)
