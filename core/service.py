@@ -86,7 +86,8 @@ class Easel:
 
     async def is_known_event(self, platform: str, source_event: str) -> bool:
         """True when this platform event already made a generation (retries are no-ops)."""
-        found = await self.rt.pool.fetchval(
+        # On the intake connections: a busy worker must not delay the person's first answer.
+        found = await (self.rt.intake_pool or self.rt.pool).fetchval(
             """SELECT 1 FROM generations WHERE platform = $1 AND source_event = $2
                UNION ALL SELECT 1 FROM compare_groups WHERE id = $1 || ':' || $2""",
             platform,
