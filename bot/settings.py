@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     rate_per_minute: int = Field(10, ge=1, validation_alias="EASEL_RATE_PER_MINUTE")
     worker_concurrency: int = Field(8, ge=1, validation_alias="EASEL_WORKER_CONCURRENCY")
     db_pool_size: int = Field(10, ge=2, validation_alias="EASEL_DB_POOL_SIZE")
-    lease_s: float = Field(30.0, gt=0, validation_alias="EASEL_LEASE_S")
+    lease_s: float = Field(10.0, gt=0, validation_alias="EASEL_LEASE_S")
     sweep_interval_s: float = Field(5.0, gt=0, validation_alias="EASEL_SWEEP_INTERVAL_S")
     max_attempts: int = Field(3, ge=1, validation_alias="EASEL_MAX_ATTEMPTS")
     generation_timeout_s: float = Field(600.0, gt=0, validation_alias="EASEL_GENERATION_TIMEOUT_S")

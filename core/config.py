@@ -13,7 +13,7 @@ class CoreConfig:
     default_model: str = "sketch"
     default_resolution: str = "2K"
     default_aspect_ratio: str = "1:1"
-    lease_s: float = 30.0
+    lease_s: float = 10.0  # heartbeats every lease_s / 3; see the README for the trade-off
     sweep_interval_s: float = 5.0
     max_attempts: int = 3
     generation_timeout_s: float = 600.0
