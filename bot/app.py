@@ -12,6 +12,7 @@ import importlib.resources
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import asyncpg
@@ -41,7 +42,7 @@ def load_catalog(path: Path | None) -> Catalog:
 
 def core_config(settings: Settings, catalog: Catalog, providers: set[str]) -> CoreConfig:
     """The core's knobs from settings; the default model is the best one configured."""
-    default_model = settings.default_model or _best_default(catalog, providers)
+    default_model = settings.default_model or catalog.best_default(providers, date.today())
     return CoreConfig(
         starter_credits=settings.starter_credits,
         max_active=settings.max_active,
@@ -60,14 +61,6 @@ def core_config(settings: Settings, catalog: Catalog, providers: set[str]) -> Co
         public_url=settings.public_url,
         flow_secret=settings.secret_key.get_secret_value().encode() if settings.secret_key else None,
     )
-
-
-def _best_default(catalog: Catalog, providers: set[str]) -> str:
-    for preferred in ("google", "openai", "replicate"):
-        for model in catalog.models:
-            if model.provider == preferred and preferred in providers:
-                return model.name
-    return "sketch"
 
 
 def build_providers(settings: Settings) -> dict[str, ImageProvider]:
@@ -96,18 +89,21 @@ def build_providers(settings: Settings) -> dict[str, ImageProvider]:
     return providers
 
 
-def build_refiner(settings: Settings) -> PromptRefiner:
-    """An LLM refiner when a key is set, else the offline rule-based one."""
+def build_refiner(settings: Settings, catalog: Catalog) -> PromptRefiner:
+    """An LLM refiner (the catalog's model) when a key is set, else the offline rule-based one."""
     from adapters.refiners.rules import RuleRefiner
 
-    if settings.openai_api_key:
+    openai_spec, google_spec = catalog.refiner("openai"), catalog.refiner("google")
+    if settings.openai_api_key and openai_spec is not None:
         from adapters.refiners.llm import OpenAIRefiner
 
-        return OpenAIRefiner(settings.openai_api_key.get_secret_value(), settings.openai_base_url)
-    if settings.gemini_api_key:
+        return OpenAIRefiner(settings.openai_api_key.get_secret_value(), settings.openai_base_url,
+                             model=openai_spec.model_id, timeout_s=openai_spec.timeout_s)
+    if settings.gemini_api_key and google_spec is not None:
         from adapters.refiners.llm import GeminiRefiner
 
-        return GeminiRefiner(settings.gemini_api_key.get_secret_value(), settings.gemini_base_url)
+        return GeminiRefiner(settings.gemini_api_key.get_secret_value(), settings.gemini_base_url,
+                             model=google_spec.model_id, timeout_s=google_spec.timeout_s)
     return RuleRefiner()
 
 
@@ -196,7 +192,7 @@ async def bootstrap(
             catalog=catalog,
             config=core_config(settings, catalog, set(providers)),
             providers=providers,
-            refiner=build_refiner(settings),
+            refiner=build_refiner(settings, catalog),
             store=store or build_store(settings),
             platforms=dict(platforms or {}),
             fallback_refiner=_rule_refiner(),

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 import uuid
+from datetime import date
 from pathlib import Path
 
 from bot.app import bootstrap, build_providers, load_catalog, offline_parts, open_database
@@ -60,11 +61,15 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     catalog = load_catalog(settings.models_file)
     configured = set(build_providers(settings))
-    print(f"{'name':10} {'provider':10} {'available':10} {'credits':24} display name — best for")
+    today = date.today()
+    print(f"{'name':11} {'provider':10} {'available':15} {'credits':24} display name — best for")
     for m in catalog.models:
         costs = " ".join(f"{r}:{c}" for r, c in m.credits.items())
-        ok = "yes" if m.provider in configured else "no (key unset)"
-        print(f"{m.name:10} {m.provider:10} {ok:10} {costs:24} {m.display_name} — {m.best_for}")
+        if m.is_retired(today):
+            ok = f"retired {m.retires}"
+        else:
+            ok = "yes" if m.provider in configured else "no (key unset)"
+        print(f"{m.name:11} {m.provider:10} {ok:15} {costs:24} {m.display_name} — {m.best_for}")
     return 0
 
 

@@ -89,11 +89,25 @@ async def snapshot(
     )
     for r in by_family.get("error", []):
         errors.add_metric(list(r["labels"]), r["n"])
+    # The two kinds an operator alerts on, as their own counters.
+    unknown = CounterMetricFamily(
+        "easel_provider_outcome_unknown",
+        "Provider calls sent but never answered (timeout, connection lost): failed and "
+        "refunded, not sent again; the provider may have billed them",
+    )
+    quota = CounterMetricFamily(
+        "easel_provider_quota_errors",
+        "Generations refused because the provider account is out of quota or credit",
+    )
+    given_up = {str(list(r["labels"])[0]): r["n"] for r in by_family.get("error", [])
+                if list(r["labels"])}
+    unknown.add_metric([], given_up.get("outcome_unknown", 0))
+    quota.add_metric([], given_up.get("provider_quota", 0))
     stages = _histogram("easel_stage_duration_seconds", "Stage durations", "stage",
                         by_family.get("stage", []))
     latency = _histogram("easel_end_to_end_seconds", "Submit to done, succeeded ones", None,
                          by_family.get("latency", []))
-    return [outcomes, depth, oldest, ledger, errors, stages, latency]
+    return [outcomes, depth, oldest, ledger, errors, unknown, quota, stages, latency]
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

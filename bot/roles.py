@@ -157,19 +157,21 @@ async def _web_app(app: App) -> web.Application:
     from bot.web import build_web_app
 
     settings = app.settings
-    cached: dict[str, str] = {}
+    provider = app.runtime.providers.get("replicate")
+    fetched = None
+    if provider is not None and not settings.replicate_webhook_secret:
+        from adapters.providers.replicate_webhook import WebhookSecret, fetch_webhook_secret
 
-    async def replicate_secret() -> str | None:
+        client = provider.client  # type: ignore[attr-defined]
+        fetched = WebhookSecret(lambda: fetch_webhook_secret(client))
+
+    async def replicate_secret(refresh: bool) -> str | None:
+        """REPLICATE_WEBHOOK_SECRET, else Replicate's (re-fetched when a webhook fails)."""
         if settings.replicate_webhook_secret:
-            return settings.replicate_webhook_secret.get_secret_value()
-        provider = app.runtime.providers.get("replicate")
-        if provider is None:
+            return None if refresh else settings.replicate_webhook_secret.get_secret_value()
+        if fetched is None:
             return None
-        if "secret" not in cached:
-            from adapters.providers.replicate_webhook import fetch_webhook_secret
-
-            cached["secret"] = await fetch_webhook_secret(provider.client)  # type: ignore[attr-defined]
-        return cached["secret"]
+        return await fetched.refetched() if refresh else await fetched.current()
 
     flow_secret = settings.secret_key.get_secret_value().encode() if settings.secret_key else None
     return build_web_app(app.runtime, replicate_secret=replicate_secret, flow_secret=flow_secret)

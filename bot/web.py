@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import cast
 
 from aiohttp import web
 
@@ -24,6 +25,7 @@ from core.webhooks import accept_prediction_webhook
 log = logging.getLogger("easel.web")
 
 RUNTIME = web.AppKey("runtime", Runtime)
+SecretSource = Callable[[bool], Awaitable[str | None]]
 SECRET = web.AppKey("replicate_secret", object)
 FLOW_SECRET = web.AppKey("flow_secret", bytes)
 FEED = web.AppKey("generation_feed", GenerationFeed)
@@ -45,7 +47,7 @@ SAFE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gi
 def build_web_app(
     runtime: Runtime,
     *,
-    replicate_secret: Callable[[], Awaitable[str | None]] | None = None,
+    replicate_secret: Callable[[bool], Awaitable[str | None]] | None = None,
     flow_secret: bytes | None = None,
 ) -> web.Application:
     """The aiohttp app; other roles add routes (Slack events) before it starts."""
@@ -121,13 +123,23 @@ async def replicate_webhook(request: web.Request) -> web.Response:
     from adapters.providers.replicate_webhook import WebhookRejected, verify_replicate_webhook
 
     runtime = request.app[RUNTIME]
-    get_secret = request.app[SECRET]
-    secret = await get_secret() if callable(get_secret) else None
+    get_secret = cast(SecretSource | None, request.app[SECRET])
+    # get_secret(refresh): the signing secret; with refresh, a rotated one or None.
+    secret = await get_secret(False) if get_secret is not None else None
     if not secret:
         return web.json_response({"error": "webhooks are not configured"}, status=503)
     body = await request.read()
     try:
-        payload = verify_replicate_webhook(request.headers, body, str(secret), tolerance_s=300)
+        try:
+            payload = verify_replicate_webhook(request.headers, body, str(secret), tolerance_s=300)
+        except WebhookRejected as rejected:
+            # A rotated secret: fetch it again (rate limited by the callable) and retry once.
+            is_bad = rejected.reason == "bad signature"
+            rotated = await get_secret(True) if is_bad and get_secret is not None else None
+            if not rotated:
+                raise
+            log.info("replicate webhook secret re-fetched after a failed verification")
+            payload = verify_replicate_webhook(request.headers, body, rotated, tolerance_s=300)
     except WebhookRejected as rejected:
         log.warning("replicate webhook rejected: %s", rejected.reason)
         return web.json_response({"error": "invalid signature"}, status=401)

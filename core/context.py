@@ -56,10 +56,11 @@ async def load_context(rt: Runtime, job: q.Job) -> Context:
 
 
 async def refine(rt: Runtime, job: q.Job, context: Context, params: dict[str, Any]) -> Refinement:
-    """The prompt to send: kept for buttons and resumed jobs, else the refiner's (the
-    offline refiner's when the configured one fails)."""
+    """The prompt to send: the one an earlier attempt stored (every retry and resumed job
+    sends the same prompt, and the refiner is paid once), the parent's for buttons, else
+    the refiner's (the offline refiner's when the configured one fails)."""
     intent = Intent(job.intent)
-    if job.refined_prompt and job.external_id:  # resuming a parked job
+    if job.refined_prompt:  # an earlier attempt (or a parked job) refined it: never twice
         return Refinement(intent, job.refined_prompt)
     if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and context.parent_prompt:
         return Refinement(intent, context.parent_prompt)

@@ -2,8 +2,9 @@
 
 Adapters render `error.user_message`; they never invent their own sentences.
 Provider errors are raised by provider adapters (mapped from SDK errors) and
-decide the retry policy in the pipeline: `retryable` ones are retried with
-backoff, the others fail at once and refund.
+decide the retry policy (core/outcomes.py): `retryable` means the provider certainly
+did no paid work (429 without a quota code, 503, refused before sending), so it is
+retried with backoff; the others fail at once and refund.
 """
 
 from __future__ import annotations
@@ -79,6 +80,16 @@ class ModelUnavailable(Refusal):
         )
 
 
+class ModelRetired(Refusal):
+    kind = "model_retired"
+
+    def __init__(self, display_name: str, retired_on: object) -> None:
+        super().__init__(
+            f"{display_name} was shut down by its provider on {retired_on}. "
+            "Pick another model (see the model list). Nothing was charged."
+        )
+
+
 class BadOption(Refusal):
     kind = "bad_option"
 
@@ -138,12 +149,13 @@ class InvalidRequest(ProviderError):
 
 
 class TransientProviderError(ProviderError):
-    """Rate limited, overloaded or timed out: worth another try after a pause."""
+    """Rate limited, overloaded or unreachable before anything was sent: the provider
+    did no paid work, so another try after a pause is safe."""
 
     kind = "transient"
     retryable = True
     default_message = (
-        "The image model is busy or timed out and did not recover. Nothing was charged."
+        "The image model is busy and did not recover. Nothing was charged."
     )
 
     def __init__(self, user_message: str | None = None, retry_after_s: float | None = None):
@@ -162,6 +174,29 @@ class RateLimitedByProvider(TransientProviderError):
 class ProviderDown(TransientProviderError):
     kind = "provider_down"
     default_message = "The image model is not answering right now. Nothing was charged."
+
+
+class OutcomeUnknown(ProviderError):
+    """The request reached the provider and no answer came back (a timeout or a connection
+    lost after sending): it may have made, and billed, the image, and neither OpenAI nor
+    Gemini takes an idempotency key. Never sent again: failed and refunded."""
+
+    kind = "outcome_unknown"
+    default_message = (
+        "The image model did not answer in time, and Easel never asks twice for one image. "
+        "Nothing was charged; try again."
+    )
+
+
+class ProviderQuotaExhausted(ProviderError):
+    """The provider refused because this Easel's account is out of quota or credit (OpenAI
+    429 insufficient_quota, Gemini "limit: 0", Replicate 402): no retry can help."""
+
+    kind = "provider_quota"
+    default_message = (
+        "This Easel's account at the image provider is out of quota or credit, so nothing "
+        "could be made. An admin has been told. Nothing was charged."
+    )
 
 
 class GenerationTimedOut(ProviderError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 
@@ -131,7 +132,16 @@ class ModelSpec:
     can_edit: bool
     best_for: str = ""
     seeds: bool = False  # the same seed and prompt give the same image again
+    # What each tier sends besides its resolution: OpenAI's quality level per tier.
+    quality: dict[str, str] = field(default_factory=dict)
+    sizes: str = ""  # OpenAI: "custom" (any WIDTHxHEIGHT) or "standard" (three fixed sizes)
+    resolution_input: bool = False  # Gemini: the API takes image_size (1K/2K/4K)
+    timeout_s: float = 120.0  # one provider request; minutes for Pro, 4K, high quality
+    retires: date | None = None  # the provider's announced shutdown date
 
+    def is_retired(self, today: date) -> bool:
+        """Whether the provider has shut this model down by `today`."""
+        return self.retires is not None and today >= self.retires
 
     def cost(self, resolution: str) -> int:
         """Credits for one image at `resolution` (the nearest offered one below if absent)."""
@@ -143,6 +153,16 @@ class ModelSpec:
     @property
     def resolutions(self) -> tuple[str, ...]:
         return tuple(r for r in RESOLUTIONS if r in self.credits)
+
+
+@dataclass(frozen=True)
+class RefinerSpec:
+    """The LLM that refines prompts for one provider (the catalog's [[refiner]] entries)."""
+
+    provider: str
+    model_id: str
+    timeout_s: float = 30.0
+    retires: date | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from core.models import (
     Stage,
     StatusView,
 )
+from core.outcomes import report_failure, retry_delay_s
 from core.ports import CancellableProvider
 from core.runtime import Runtime
 from core.status import StatusReporter, failure_view, progress_view, success_view
@@ -172,8 +172,7 @@ class _Run:
             if not deadline.expired():
                 raise
         log.warning("generation %s: past its deadline, giving up", self.job.id)
-        await self._cancel_at_provider()
-        await self.fail(GenerationTimedOut())
+        await self.fail(GenerationTimedOut())  # which cancels it at the provider
         return None
 
     async def _cancel_at_provider(self) -> None:
@@ -423,9 +422,10 @@ class _Run:
     async def handle_error(self, error: ProviderError) -> None:
         """Retry a transient error later, or fail, refund and tell the person."""
         job = self.job
-        delay_s = _backoff_s(job.attempts, error.retry_after_s, self.p.config)
-        due = time.time() + delay_s
-        if error.retryable and job.attempts < job.max_attempts and due < job.deadline_at.timestamp():
+        delay_s = retry_delay_s(error, attempts=job.attempts, max_attempts=job.max_attempts,
+                                deadline_at=job.deadline_at, now=time.time(),
+                                config=self.p.config)
+        if delay_s is not None:
             self.claim.released = True
             requeued = await self.rt.pool.fetchval(
                 q.REQUEUE, job.id, job.claims, delay_s, error.kind, error.user_message
@@ -463,6 +463,8 @@ class _Run:
         if row is None:
             return  # someone else finished it
         log.warning("failed (%s) and refunded after %d attempt(s)", error.kind, self.job.attempts)
+        report_failure(error, self.model)
+        await self._cancel_at_provider()  # a prediction still running there
         await self._final(
             failure_view(
                 message=error.user_message,
@@ -511,10 +513,3 @@ def _first_image(result: Images) -> Any:
 
 def _extension(content_type: str) -> str:
     return {"image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}.get(content_type, "png")
-
-
-def _backoff_s(attempts: int, retry_after_s: float | None, config: Any) -> float:
-    """Exponential backoff with full jitter, never shorter than the provider's Retry-After."""
-    ceiling = min(config.backoff_max_s, config.backoff_base_s * 2 ** max(0, attempts - 1))
-    delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after_s or 0.0)

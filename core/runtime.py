@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date
 
 import asyncpg
 
@@ -40,8 +41,12 @@ class Runtime:
         return frozenset(self.providers)
 
     def available_models(self) -> list[ModelSpec]:
-        """Catalog models whose provider is configured here."""
-        return [m for m in self.catalog.models if m.provider in self.providers]
+        """Catalog models whose provider is configured here and that are not retired."""
+        today = date.today()
+        return [
+            m for m in self.catalog.models
+            if m.provider in self.providers and not m.is_retired(today)
+        ]
 
     def webhook_url(self) -> str | None:
         base = self.config.public_url

@@ -114,7 +114,7 @@ class Easel:
     async def set_model(self, thread: ThreadRef, user: UserRef, name: str) -> ModelSpec:
         """Switch the thread's session to model `name` (the session is created if needed)."""
         model = self.rt.catalog.get(name)
-        if model.provider not in self.rt.available_providers:
+        if model not in self.rt.available_models():
             raise UnknownModel(name, [m.name for m in self.rt.available_models()])
         async with self.rt.pool.acquire() as conn, conn.transaction():
             user_id = await sessions.upsert_user(conn, user, self.rt.config.starter_credits)

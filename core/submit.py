@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -22,6 +23,7 @@ from core.errors import (
     BadOption,
     EmptyPrompt,
     InsufficientCredits,
+    ModelRetired,
     ModelUnavailable,
     NotFound,
     NothingToRefine,
@@ -197,6 +199,8 @@ async def _submit_in(
     for model in models:
         if model.provider not in available_providers:
             raise ModelUnavailable(model.name)
+        if model.is_retired(date.today()):
+            raise ModelRetired(model.display_name, model.retires)
         if request.uploads and not model.can_edit:
             raise BadOption(f"{model.display_name} cannot edit images; pick a model that can.")
     if request.model and request.model != session.model and not compare:

@@ -42,7 +42,7 @@ async def test_three_models_one_failing(pool: asyncpg.Pool, images_dir: Path) ->
     rt = _runtime(pool, images_dir, chat)
     easel = Easel(rt)
     submitted, status = await _compare(easel, chat, "a castle", ("nano2", "pro", "gpt"))
-    assert len(submitted.generation_ids) == 3 and submitted.cost == 10 + 14 + 12
+    assert len(submitted.generation_ids) == 3 and submitted.cost == 10 + 14 + 14
     await Worker(rt).run_until_empty()
 
     rows = await pool.fetch("SELECT model, status::text, cost FROM generations ORDER BY id")
@@ -62,9 +62,9 @@ async def test_three_models_one_failing(pool: asyncpg.Pool, images_dir: Path) ->
     shown = chat.find(status)
     final = shown.current
     assert isinstance(final, StatusView) and final.is_final
-    assert "24 of 36 credits" in final.headline
+    assert "24 of 38 credits" in final.headline
     assert any("GPT Image 2" in line and "refunded" in line for line in final.lines)
-    assert any("this compare costs 36 credits" in v.headline for v in shown.history
+    assert any("this compare costs 38 credits" in v.headline for v in shown.history
                if isinstance(v, StatusView))
     assert len([m for m in chat.thread(thread()) if m.kind == "status"]) == 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,7 @@ from adapters.providers.google_images import GoogleImageProvider
 from core.errors import (
     ContentPolicy,
     InvalidRequest,
+    OutcomeUnknown,
     ProviderDown,
     RateLimitedByProvider,
     TransientProviderError,
@@ -42,6 +44,7 @@ MODEL = ModelSpec(
     credits={"1K": 2, "2K": 4, "4K": 8},
     aspect_ratios=("1:1", "16:9", "9:16"),
     can_edit=True,
+    resolution_input=True,
 )
 
 
@@ -102,9 +105,19 @@ async def test_generate_returns_png_and_sends_the_real_wire_format(
     assert sent.json["contents"] == [{"role": "user", "parts": [{"text": "a lighthouse at dusk"}]}]
     config = sent.json["generationConfig"]
     assert config["responseModalities"] == ["IMAGE"]
-    # 1K is the default, so it is not sent (older models reject imageSize altogether).
-    assert config["imageConfig"] == {"aspectRatio": "16:9"}
+    assert config["imageConfig"] == {"aspectRatio": "16:9", "imageSize": "1K"}
     assert config["seed"] == 7
+
+
+async def test_a_model_without_image_size_is_sent_none(
+    provider: GoogleImageProvider, fake: FakeGemini
+) -> None:
+    # gemini-2.5-flash-image made 1K only and rejected imageSize altogether.
+    older = dataclasses.replace(MODEL, model_id="gemini-2.5-flash-image", resolution_input=False)
+    await provider.generate(dataclasses.replace(image_request("16:9"), model=older))
+
+    [sent] = fake.requests_to(ROUTE)
+    assert sent.json["generationConfig"]["imageConfig"] == {"aspectRatio": "16:9"}
 
 
 @pytest.mark.parametrize(("aspect_ratio", "resolution"), [("9:16", "2K"), ("1:1", "4K")])
@@ -266,16 +279,16 @@ async def test_400_safety_message_is_content_policy(
         await provider.generate(image_request())
 
 
-async def test_timeout_is_transient(fake: FakeGemini) -> None:
+async def test_a_timeout_after_sending_is_outcome_unknown_not_retried(fake: FakeGemini) -> None:
     fake.script(ROUTE, [Reply(200, {}, delay_s=3.0)])
     provider = GoogleImageProvider(DEFAULT_KEY, base_url=fake.base_url, timeout_s=0.3)
     try:
-        with pytest.raises(TransientProviderError) as caught:
+        with pytest.raises(OutcomeUnknown) as caught:
             await provider.generate(image_request())
     finally:
         await provider.aclose()
 
-    assert "timed out" in caught.value.user_message
+    assert not caught.value.retryable and "did not answer in time" in caught.value.user_message
 
 
 async def test_unreachable_server_is_transient_without_sdk_retry_sleep() -> None:

@@ -12,14 +12,16 @@ import pytest_asyncio
 from PIL import Image
 
 from adapters.providers.openai_images import OpenAIImageProvider
+from bot.app import load_catalog
 from core.errors import (
     ContentPolicy,
     InvalidRequest,
+    OutcomeUnknown,
     ProviderDown,
     RateLimitedByProvider,
     TransientProviderError,
 )
-from core.models import ImageRequest, Images, InputImage, ModelSpec
+from core.models import ImageRequest, Images, InputImage
 from tests.fakes.openai_server import (
     DEFAULT_KEY,
     FakeOpenAI,
@@ -31,15 +33,8 @@ from tests.fakes.openai_server import (
 )
 from tests.fakes.scripted import Reply
 
-MODEL = ModelSpec(
-    name="gpt-image",
-    provider="openai",
-    model_id="gpt-image-2",
-    display_name="GPT Image",
-    credits={"1K": 2, "2K": 4, "4K": 8},
-    aspect_ratios=("1:1", "16:9", "9:16"),
-    can_edit=True,
-)
+# The shipped catalog's GPT Image 2 (custom sizes; 1K medium, 2K and 4K high).
+MODEL = load_catalog(None).get("gpt")
 
 
 def image_request(
@@ -92,14 +87,14 @@ async def test_generate_returns_png_and_sends_the_right_request(
     assert isinstance(result, Images) and len(result.images) == 1
     assert result.images[0].content_type == "image/png"
     assert result.images[0].data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert image_size(result.images[0].data) == (16, 16)
+    assert image_size(result.images[0].data) == (30, 30)
     [sent] = fake.requests_to("images/generations")
     assert sent.headers["authorization"] == f"Bearer {DEFAULT_KEY}"
     assert sent.json == {
         "model": "gpt-image-2",
         "prompt": "a lighthouse at dusk",
-        "size": "1024x1024",
-        "quality": "medium",
+        "size": "1920x1920",
+        "quality": "high",
         "output_format": "png",
         "n": 1,
     }
@@ -108,11 +103,11 @@ async def test_generate_returns_png_and_sends_the_right_request(
 @pytest.mark.parametrize(
     ("aspect_ratio", "resolution", "size", "quality"),
     [
-        ("1:1", "1K", "1024x1024", "low"),
-        ("16:9", "2K", "1536x1024", "medium"),
-        ("3:2", "4K", "1536x1024", "high"),
-        ("9:16", "1K", "1024x1536", "low"),
-        ("4:5", "4K", "1024x1536", "high"),
+        ("1:1", "1K", "1024x1024", "medium"),
+        ("16:9", "2K", "2560x1440", "high"),
+        ("3:2", "4K", "3232x2160", "high"),
+        ("9:16", "1K", "768x1360", "medium"),
+        ("4:5", "4K", "2160x2688", "high"),
     ],
 )
 async def test_size_and_quality_follow_aspect_ratio_and_resolution(
@@ -141,7 +136,7 @@ async def test_edit_uploads_the_input_images(
     result = await provider.generate(image_request("16:9", "4K", inputs))
 
     assert isinstance(result, Images)
-    assert image_size(result.images[0].data) == (24, 16)
+    assert image_size(result.images[0].data) == (60, 33)
     assert fake.requests_to("images/generations") == []
     [sent] = fake.requests_to("images/edits")
     assert [(f.field_name, f.content_type, f.data) for f in sent.files] == [
@@ -151,7 +146,7 @@ async def test_edit_uploads_the_input_images(
     assert [f.filename for f in sent.files] == ["photo-0.png", "image-1.jpg"]
     assert sent.field("model") == "gpt-image-2"
     assert sent.field("prompt") == "a lighthouse at dusk"
-    assert (sent.field("size"), sent.field("quality")) == ("1536x1024", "high")
+    assert (sent.field("size"), sent.field("quality")) == ("3840x2160", "high")
     assert sent.field("output_format") == "png"
 
 
@@ -247,16 +242,16 @@ async def test_other_400_says_what_was_wrong_only_when_safe(
     assert unsafe.value.user_message == InvalidRequest.default_message
 
 
-async def test_timeout_is_transient(fake: FakeOpenAI) -> None:
+async def test_a_timeout_after_sending_is_outcome_unknown_not_retried(fake: FakeOpenAI) -> None:
     fake.script("images/generations", [Reply(200, {}, delay_s=2.0)])
     provider = OpenAIImageProvider(DEFAULT_KEY, base_url=fake.sdk_base_url, timeout_s=0.2)
     try:
-        with pytest.raises(TransientProviderError) as caught:
+        with pytest.raises(OutcomeUnknown) as caught:
             await provider.generate(image_request())
     finally:
         await provider.aclose()
 
-    assert caught.value.retryable and "timed out" in caught.value.user_message
+    assert not caught.value.retryable and "did not answer in time" in caught.value.user_message
 
 
 async def test_unreachable_server_is_transient() -> None:

@@ -20,9 +20,11 @@ from adapters.providers.replicate_webhook import (
 )
 from core.errors import (
     ContentPolicy,
+    GenerationTimedOut,
     InvalidRequest,
     ProviderDown,
     ProviderError,
+    ProviderQuotaExhausted,
     RateLimitedByProvider,
     TransientProviderError,
 )
@@ -146,16 +148,16 @@ async def test_input_images_are_sent_as_data_uris(
     assert base64.b64decode(sent["input_images"][1].split(",")[1]) == sketch.data
 
 
-async def test_poll_mode_times_out_as_transient_and_cancels(fake: FakeReplicate) -> None:
+async def test_poll_mode_past_the_timeout_cancels_and_gives_up(fake: FakeReplicate) -> None:
     fake.polls_to_finish = 10_000
     provider = ReplicateImageProvider(
         DEFAULT_TOKEN, base_url=fake.base_url, poll_interval_s=0.01, timeout_s=0.1
     )
 
-    with pytest.raises(TransientProviderError) as caught:
+    with pytest.raises(GenerationTimedOut) as caught:
         await provider.generate(image_request())
 
-    assert caught.value.retryable
+    assert not caught.value.retryable, "a retry would pay for a second prediction"
     [prediction] = fake.predictions.values()
     assert prediction.status == "canceled"
     assert len(fake.requests_to("predictions.cancel")) == 1
@@ -186,9 +188,10 @@ async def test_resume_running_then_succeeded(
     parked = await provider.generate(image_request(webhook_url="https://easel.example/hook"))
     assert isinstance(parked, Parked)
 
-    assert await provider.resume(parked.external_id, image_request()) == parked  # processing
+    hooked = image_request(webhook_url="https://easel.example/hook")
+    assert await provider.resume(parked.external_id, hooked) == parked  # processing
     fake.finish(parked.external_id)
-    result = await provider.resume(parked.external_id, image_request())
+    result = await provider.resume(parked.external_id, hooked)
 
     assert isinstance(result, Images)
     assert result.images[0].data == fake.image_for(parked.external_id)
@@ -276,11 +279,28 @@ async def test_500_is_provider_down(
 ) -> None:
     fake.script(route, [Reply(500, {"detail": "Internal server error", "status": 500})])
 
+    if route == "predictions.get":  # the prediction exists: keep its id, never make another
+        parked = await provider.generate(image_request())
+        assert parked == Parked(next(iter(fake.predictions)))
+        assert len(fake.requests_to(CREATE)) == 1
+        return
     with pytest.raises(ProviderDown) as caught:
         await provider.generate(image_request())
 
     assert caught.value.retryable
     assert_no_token(caught.value)
+
+
+async def test_402_out_of_credit_is_a_quota_error(
+    fake: FakeReplicate, provider: ReplicateImageProvider
+) -> None:
+    fake.script(CREATE, [replicate_error(402, "You have insufficient credit to run this model",
+                                         title="Insufficient credit")])
+
+    with pytest.raises(ProviderQuotaExhausted) as caught:
+        await provider.generate(image_request())
+
+    assert not caught.value.retryable and "An admin has been told" in caught.value.user_message
 
 
 async def test_422_is_invalid_request(

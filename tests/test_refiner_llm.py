@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 
 from adapters.refiners.llm import GeminiRefiner, OpenAIRefiner
+from bot.app import load_catalog
 from core.errors import ContentPolicy, InvalidRequest, ProviderDown, RateLimitedByProvider
 from core.models import Intent, Refinement, RefineRequest, Turn
 from tests.fakes import gemini_server, openai_server
@@ -17,6 +18,10 @@ from tests.fakes.gemini_server import ROUTE, FakeGemini
 from tests.fakes.openai_server import FakeOpenAI, chat_completion
 
 CHAT = "chat/completions"
+# The shipped catalog's refiner models (ids live only there).
+_CATALOG = load_catalog(None)
+OPENAI_MODEL = _CATALOG.refiner("openai").model_id  # type: ignore[union-attr]
+GEMINI_MODEL = _CATALOG.refiner("google").model_id  # type: ignore[union-attr]
 
 TURNS = (
     Turn("user", "a lighthouse at dusk"),
@@ -72,14 +77,18 @@ async def gemini_fake(servers: tuple[FakeOpenAI, FakeGemini]) -> FakeGemini:
 
 @pytest_asyncio.fixture
 async def openai_refiner(openai_fake: FakeOpenAI) -> AsyncIterator[OpenAIRefiner]:
-    refiner = OpenAIRefiner(openai_server.DEFAULT_KEY, base_url=openai_fake.sdk_base_url)
+    refiner = OpenAIRefiner(
+        openai_server.DEFAULT_KEY, base_url=openai_fake.sdk_base_url, model=OPENAI_MODEL
+    )
     yield refiner
     await refiner.aclose()
 
 
 @pytest_asyncio.fixture
 async def gemini_refiner(gemini_fake: FakeGemini) -> AsyncIterator[GeminiRefiner]:
-    refiner = GeminiRefiner(gemini_server.DEFAULT_KEY, base_url=gemini_fake.base_url)
+    refiner = GeminiRefiner(
+        gemini_server.DEFAULT_KEY, base_url=gemini_fake.base_url, model=GEMINI_MODEL
+    )
     yield refiner
     await refiner.aclose()
 
@@ -108,7 +117,7 @@ async def test_openai_refinement_is_parsed_and_turns_are_sent(
     [sent] = openai_fake.requests_to(CHAT)
     assert sent.headers["authorization"] == f"Bearer {openai_server.DEFAULT_KEY}"
     body = sent.json
-    assert body["model"] == "gpt-5-mini"
+    assert body["model"] == OPENAI_MODEL == "gpt-5.4-mini"
     assert body["response_format"]["type"] == "json_schema"
     schema = body["response_format"]["json_schema"]
     assert schema["strict"] is True
@@ -147,7 +156,7 @@ async def test_openai_unknown_fields_are_dropped(
 
 async def test_openai_default_model_answer_and_custom_model(openai_fake: FakeOpenAI) -> None:
     refiner = OpenAIRefiner(
-        openai_server.DEFAULT_KEY, base_url=openai_fake.sdk_base_url, model="gpt-5-nano"
+        openai_server.DEFAULT_KEY, base_url=openai_fake.sdk_base_url, model="gpt-5.4-nano"
     )
     try:
         result = await refiner.refine(refine_request("a red fox", turns=(), has_last_image=False))
@@ -155,7 +164,7 @@ async def test_openai_default_model_answer_and_custom_model(openai_fake: FakeOpe
         await refiner.aclose()
 
     assert result == Refinement(Intent.NEW, "a fake refined prompt")
-    assert openai_fake.requests_to(CHAT)[0].json["model"] == "gpt-5-nano"
+    assert openai_fake.requests_to(CHAT)[0].json["model"] == "gpt-5.4-nano"
 
 
 @pytest.mark.parametrize("content", ['{"intent": "new", "prompt": "  "}', "not json", "[1, 2]"])
@@ -193,7 +202,7 @@ async def test_openai_http_errors_are_provider_errors(
 
 async def test_openai_bad_key_never_shows_the_key(openai_fake: FakeOpenAI) -> None:
     wrong = "sk-proj-WRONGrefinerKey0123456789abcdef"
-    refiner = OpenAIRefiner(wrong, base_url=openai_fake.sdk_base_url)
+    refiner = OpenAIRefiner(wrong, base_url=openai_fake.sdk_base_url, model=OPENAI_MODEL)
     try:
         with pytest.raises(InvalidRequest) as caught:
             await refiner.refine(refine_request())
@@ -215,7 +224,8 @@ async def test_gemini_refinement_is_parsed_and_turns_are_sent(
 
     assert result == Refinement(Intent.EDIT, "a darker lighthouse at night", "16:9", None)
     [sent] = gemini_fake.requests_to(ROUTE)
-    assert sent.path == "/v1/models/gemini-3-flash:generateContent"
+    assert sent.path == f"/v1/models/{GEMINI_MODEL}:generateContent"
+    assert GEMINI_MODEL == "gemini-3.5-flash"
     assert sent.headers["x-goog-api-key"] == gemini_server.DEFAULT_KEY
     body = sent.json
     assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
@@ -287,7 +297,7 @@ async def test_gemini_http_errors_are_provider_errors(
 
 async def test_gemini_bad_key_never_shows_the_key(gemini_fake: FakeGemini) -> None:
     wrong = "AIzaWRONGrefinerKey0123456789abcdef"
-    refiner = GeminiRefiner(wrong, base_url=gemini_fake.base_url, model="gemini-3-flash-lite")
+    refiner = GeminiRefiner(wrong, base_url=gemini_fake.base_url, model=GEMINI_MODEL)
     try:
         with pytest.raises(InvalidRequest) as caught:
             await refiner.refine(refine_request())
@@ -295,4 +305,4 @@ async def test_gemini_bad_key_never_shows_the_key(gemini_fake: FakeGemini) -> No
         await refiner.aclose()
 
     assert wrong not in str(caught.value)
-    assert gemini_fake.requests[0].path.endswith("/models/gemini-3-flash-lite:generateContent")
+    assert gemini_fake.requests[0].path.endswith(f"/models/{GEMINI_MODEL}:generateContent")

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from adapters.providers.replicate_images import ReplicateImageProvider
-from adapters.providers.replicate_webhook import fetch_webhook_secret
+from adapters.providers.replicate_webhook import WebhookSecret, fetch_webhook_secret
 from bot.web import build_web_app
 from core.errors import ContentPolicy
 from core.models import StatusView
@@ -48,6 +48,7 @@ class Flow:
     rt: Runtime
     chat: FakeChat
     web_url: str
+    clock: list[float]  # what the webhook secret's re-fetch limit reads as "now"
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -112,18 +113,17 @@ async def flow(
         public_url=web_url,
         webhook_grace_s=0.2,
     )
-    cached: dict[str, str] = {}
+    clock = [0.0]
+    secrets = WebhookSecret(lambda: fetch_webhook_secret(provider.client), clock=lambda: clock[0])
 
-    async def replicate_secret() -> str:
-        # As bot/roles.py does: the signing secret comes from Replicate's API, once.
-        if "secret" not in cached:
-            cached["secret"] = await fetch_webhook_secret(provider.client)
-        return cached["secret"]
+    async def replicate_secret(refresh: bool) -> str | None:
+        # As bot/roles.py does: the signing secret comes from Replicate's API.
+        return await secrets.refetched() if refresh else await secrets.current()
 
     runner = web.AppRunner(build_web_app(rt, replicate_secret=replicate_secret), access_log=None)
     await runner.setup()
     await web.SockSite(runner, listener).start()
-    yield Flow(fake, provider, rt, chat, web_url)
+    yield Flow(fake, provider, rt, chat, web_url, clock)
     await runner.cleanup()
     assert DEFAULT_TOKEN not in caplog.text
 
@@ -299,3 +299,57 @@ async def test_a_failed_prediction_refunds_and_tells_the_person(flow: Flow, outc
     assert await flow.count("SELECT count(*) FROM reservations WHERE status = 'released'") == 1
     assert await flow.account() == (STARTER_CREDITS, 0, 0)
     assert await ledger_ok(flow.pool) == []
+
+
+async def test_a_prediction_stuck_in_starting_past_the_deadline_is_cancelled_and_refunded_once(
+    flow: Flow,
+) -> None:
+    flow.fake.polls_to_finish = 10**6  # it never leaves "starting"/"processing"
+    prediction_id, status = await flow.park()
+    await flow.pool.execute("UPDATE generations SET deadline_at = now() - interval '1 second'")
+
+    assert (await sweep(flow.rt)).failed == 1
+    assert (await sweep(flow.rt)).failed == 0
+
+    cancels = flow.fake.requests_to("predictions.cancel")
+    assert [c.match["id"] for c in cancels] == [prediction_id]
+    assert flow.fake.predictions[prediction_id].status == "canceled"
+    assert (await flow.generation())["status"] == "failed"
+    assert await flow.count("SELECT count(*) FROM ledger WHERE kind = 'release'") == 1
+    assert await flow.account() == (STARTER_CREDITS, 0, 0)
+    final = flow.chat.find(status).current
+    assert isinstance(final, StatusView) and final.succeeded is False
+    assert await ledger_ok(flow.pool) == []
+
+
+async def test_a_webhook_signed_with_a_rotated_secret_is_accepted_after_one_refetch(
+    flow: Flow,
+) -> None:
+    prediction_id, _ = await flow.park()
+    first = await flow.fake.deliver_webhook(prediction_id, webhook_id="msg_before")
+    assert first.status == 200  # the secret was fetched once, for this one
+    flow.fake.secret = "whsec_" + "cm90YXRlZC1zZWNyZXQtMDEyMzQ1Njc4OWFi"  # rotated at Replicate
+
+    flow.clock[0] += 1  # within the minute: no re-fetch, refused
+    refused = await flow.fake.deliver_webhook(prediction_id, webhook_id="msg_soon")
+    assert refused.status == 401
+    assert len(flow.fake.requests_to("webhooks.secret")) == 1
+
+    flow.clock[0] += 60
+    flow.fake.finish(prediction_id)
+    accepted = await flow.fake.deliver_webhook(prediction_id, webhook_id="msg_after")
+    assert accepted.status == 200
+    assert len(flow.fake.requests_to("webhooks.secret")) == 2, "one re-fetch"
+    again = await flow.fake.deliver_webhook(prediction_id, webhook_id="msg_again")
+    assert again.status == 200 and len(flow.fake.requests_to("webhooks.secret")) == 2
+
+
+@pytest.mark.parametrize("label", ["v0", "v1a", "v2"])
+async def test_only_v1_signatures_are_accepted(flow: Flow, label: str) -> None:
+    prediction_id, _ = await flow.park()
+    flow.fake.finish(prediction_id)
+
+    delivery = await flow.fake.deliver_webhook(prediction_id, label=label)
+
+    assert delivery.status == 401
+    assert await flow.count("SELECT count(*) FROM webhook_deliveries") == 0

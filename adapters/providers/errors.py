@@ -15,8 +15,10 @@ from email.utils import parsedate_to_datetime
 from core.errors import (
     ContentPolicy,
     InvalidRequest,
+    OutcomeUnknown,
     ProviderDown,
     ProviderError,
+    ProviderQuotaExhausted,
     RateLimitedByProvider,
     TransientProviderError,
 )
@@ -36,6 +38,13 @@ _CONTENT_POLICY_TEXT = re.compile(
 # long opaque tokens (API keys, request ids, signatures).
 _UNSAFE_TEXT = re.compile(r"://|www\.|@|\b(sk|rk|pk|AIza|r8)[-_]|[A-Za-z0-9_\-]{24,}")
 MAX_DETAIL_CHARS = 160
+# A 429 that is billing, not rate limiting: OpenAI's codes, and Gemini's free tier whose
+# quota for the model is zero ("... limit: 0, model: gemini-3-pro-image").
+QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+_ZERO_QUOTA_TEXT = re.compile(r"\blimit: 0\b")
+# Answers from a gateway that gave up waiting: the provider behind it may still be
+# making (and billing) the image, so they are not retried.
+GATEWAY_GAVE_UP = frozenset({502, 504})
 
 API_KEY_REJECTED = (
     "The image model rejected Easel's API key, so nothing could be made. "
@@ -45,7 +54,10 @@ NOT_FOUND = (
     "The image model was not found at the provider; an admin should check the model id "
     "in Easel's model catalog. Nothing was charged."
 )
-TIMED_OUT = "The image model timed out. Nothing was charged."
+TIMED_OUT = (
+    "The image model did not answer in time, and Easel never asks twice for one image. "
+    "Nothing was charged; try again."
+)
 UNREACHABLE = "Easel could not reach the image model. Nothing was charged."
 
 
@@ -75,15 +87,26 @@ def is_content_policy(message: str | None, code: str | None = None) -> bool:
 
 
 def safe_detail(message: str | None, secrets: Iterable[str] = ()) -> str | None:
-    """The provider's message if it is short and cannot leak a secret or a URL, else None."""
+    """The provider's message, shortened, if it cannot leak a secret or a URL, else None."""
     if not message:
         return None
     detail = " ".join(message.split()).rstrip(".")
-    if not detail or len(detail) > MAX_DETAIL_CHARS or _UNSAFE_TEXT.search(detail):
+    if not detail or _UNSAFE_TEXT.search(detail):
         return None
     if any(secret and secret in detail for secret in secrets):
         return None
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = detail[:MAX_DETAIL_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + "…"
     return detail
+
+
+def is_quota(status: int, message: str | None, code: str | None = None) -> bool:
+    """Whether a refusal means this account is out of quota or credit (billing)."""
+    if status == 402:
+        return True
+    return status == 429 and (
+        (code or "").lower() in QUOTA_CODES or bool(_ZERO_QUOTA_TEXT.search(message or ""))
+    )
 
 
 def error_for_status(
@@ -100,6 +123,8 @@ def error_for_status(
     """
     if status in (400, 422) and is_content_policy(message, code):
         return ContentPolicy()
+    if is_quota(status, message, code):
+        return ProviderQuotaExhausted()
     if status in (401, 403):
         return InvalidRequest(API_KEY_REJECTED)
     if status == 404:
@@ -107,11 +132,15 @@ def error_for_status(
     if status == 429:
         return RateLimitedByProvider(retry_after_s=parse_retry_after(retry_after))
     if status == 408:
-        return TransientProviderError(TIMED_OUT, retry_after_s=parse_retry_after(retry_after))
+        # The server gave up waiting for the request before working on it.
+        return TransientProviderError(retry_after_s=parse_retry_after(retry_after))
     if status == 409:
         # A conflict (e.g. a concurrent request on the same resource) clears by itself.
         return TransientProviderError(retry_after_s=parse_retry_after(retry_after))
+    if status in GATEWAY_GAVE_UP:
+        return OutcomeUnknown()
     if status >= 500:
+        # The provider answered that it failed: no image, nothing billed; retried.
         return ProviderDown(retry_after_s=parse_retry_after(retry_after))
     return invalid_request(message, secrets)
 

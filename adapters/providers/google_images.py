@@ -24,6 +24,7 @@ from adapters.providers.errors import (
 from core.errors import (
     ContentPolicy,
     InvalidRequest,
+    OutcomeUnknown,
     ProviderError,
     RateLimitedByProvider,
     TransientProviderError,
@@ -44,8 +45,6 @@ SAFETY_FINISH_REASONS = frozenset(
         "MODEL_ARMOR",
     }
 )
-# 1K is every Gemini image model's default; older models may reject image_size at all.
-DEFAULT_RESOLUTION = "1K"
 INT32_LIMIT = 2**31
 NO_IMAGE = (
     "The image model answered without an image. Try rewording the prompt. Nothing was charged."
@@ -53,6 +52,14 @@ NO_IMAGE = (
 # What the SDK raises: HTTP errors as APIError; transport errors pass through unwrapped
 # from aiohttp (used when installed) or httpx2.
 SDK_ERRORS = (genai_errors.APIError, TimeoutError, aiohttp.ClientError, httpx2.TransportError)
+# Transport failures before the request left (nothing can have been made or billed).
+NOT_SENT = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    httpx2.ConnectError,
+    httpx2.ConnectTimeout,
+    httpx2.PoolTimeout,
+)
 
 
 class GoogleImageProvider:
@@ -60,9 +67,16 @@ class GoogleImageProvider:
 
     name = "google"
 
-    def __init__(self, api_key: str, base_url: str | None = None, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, api_key: str, base_url: str | None = None, timeout_s: float | None = None
+    ) -> None:
+        """`timeout_s` overrides every model's own `timeout_s` from the catalog (tests)."""
         self._api_key = api_key
-        self._client = genai.Client(api_key=api_key, http_options=http_options(base_url, timeout_s))
+        self._base_url = base_url
+        self._timeout_s = timeout_s
+        self._client = genai.Client(
+            api_key=api_key, http_options=http_options(base_url, timeout_s or 120.0)
+        )
 
     async def generate(self, request: ImageRequest) -> Images | Parked:
         """Make the image for `request` and return its bytes."""
@@ -71,12 +85,17 @@ class GoogleImageProvider:
             types.Part.from_bytes(data=image.data, mime_type=image.content_type)
             for image in request.input_images
         ]
+        model = request.model
         image_config = types.ImageConfig(
             aspect_ratio=request.aspect_ratio,
-            image_size=None if request.resolution == DEFAULT_RESOLUTION else request.resolution,
+            # Models without the input (2.5 flash image) make 1K only and may reject it.
+            image_size=request.resolution if model.resolution_input else None,
         )
         config = types.GenerateContentConfig(
-            response_modalities=["IMAGE"], image_config=image_config, seed=_int32(request.seed)
+            response_modalities=["IMAGE"],
+            image_config=image_config,
+            seed=_int32(request.seed),
+            http_options=http_options(self._base_url, self._timeout_s or model.timeout_s),
         )
         try:
             response = await self._client.aio.models.generate_content(
@@ -133,9 +152,9 @@ def map_google_error(error: BaseException, api_key: str) -> ProviderError:
     """The core error for one of `SDK_ERRORS`; never includes the key."""
     if isinstance(error, genai_errors.APIError):
         return _from_api_error(error, api_key)
-    if isinstance(error, TimeoutError | httpx2.TimeoutException):
-        return TransientProviderError(TIMED_OUT)
-    return TransientProviderError(UNREACHABLE)
+    if isinstance(error, NOT_SENT):
+        return TransientProviderError(UNREACHABLE)
+    return OutcomeUnknown(TIMED_OUT)  # sent, and no answer: it may have been made
 
 
 def _from_api_error(error: genai_errors.APIError, api_key: str) -> ProviderError:

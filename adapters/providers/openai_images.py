@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Literal
+from typing import Literal, cast
 
+import httpx2
 import openai
 
 from adapters.providers.errors import TIMED_OUT, UNREACHABLE, error_for_status
-from core.errors import InvalidRequest, ProviderError, TransientProviderError
-from core.models import GeneratedImage, ImageRequest, Images, InputImage, Parked
+from core.errors import InvalidRequest, OutcomeUnknown, ProviderError, TransientProviderError
+from core.models import GeneratedImage, ImageRequest, Images, InputImage, ModelSpec, Parked
+from core.tiers import openai_size
 
-# The three sizes GPT image models accept; the request's aspect ratio picks the nearest.
-SQUARE, LANDSCAPE, PORTRAIT = "1024x1024", "1536x1024", "1024x1536"
-Quality = Literal["low", "medium", "high"]
-QUALITY_BY_RESOLUTION: dict[str, Quality] = {"1K": "low", "2K": "medium", "4K": "high"}
+Quality = Literal["low", "medium", "high", "xhigh", "max"]
+
+# Transport failures before the request left (nothing can have been made or billed).
+NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 _EXTENSION_BY_TYPE = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
@@ -24,17 +26,19 @@ class OpenAIImageProvider:
 
     name = "openai"
 
-    def __init__(self, api_key: str, base_url: str | None = None, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, api_key: str, base_url: str | None = None, timeout_s: float | None = None
+    ) -> None:
+        """`timeout_s` overrides every model's own `timeout_s` from the catalog (tests)."""
         self._api_key = api_key
+        self._timeout_s = timeout_s
         # The core owns the retry policy, so the SDK must not retry on its own.
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
-        )
+        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
 
     async def generate(self, request: ImageRequest) -> Images | Parked:
         """Make the image for `request` and return its PNG bytes."""
-        size = size_for(request.aspect_ratio)
-        quality = quality_for(request.resolution)
+        size, quality = size_and_quality(request.model, request.aspect_ratio, request.resolution)
+        timeout_s = self._timeout_s or request.model.timeout_s
         try:
             if request.input_images:
                 response = await self._client.images.edit(
@@ -45,6 +49,7 @@ class OpenAIImageProvider:
                     quality=quality,
                     output_format="png",
                     n=1,
+                    timeout=timeout_s,
                 )
             else:
                 response = await self._client.images.generate(
@@ -54,6 +59,7 @@ class OpenAIImageProvider:
                     quality=quality,
                     output_format="png",
                     n=1,
+                    timeout=timeout_s,
                 )
         except openai.OpenAIError as error:
             raise map_openai_error(error, self._api_key) from None
@@ -71,40 +77,26 @@ class OpenAIImageProvider:
         await self._client.close()
 
 
-def size_for(aspect_ratio: str) -> str:
-    """The OpenAI size nearest to `aspect_ratio` ("16:9" -> 1536x1024)."""
-    width, _, height = aspect_ratio.partition(":")
+def size_and_quality(model: ModelSpec, aspect_ratio: str, resolution: str) -> tuple[str, Quality]:
+    """The `size` ("1536x864") and `quality` a catalog tier sends (core/tiers.py decides)."""
     try:
-        ratio = float(width) / float(height)
-    except (ValueError, ZeroDivisionError):
+        width, height = openai_size(model.sizes, aspect_ratio, resolution)
+        quality = model.quality[resolution]
+    except (KeyError, ValueError):
         raise InvalidRequest(
-            f"The aspect ratio '{aspect_ratio}' is not one OpenAI images accept. "
+            f"{model.display_name} does not offer {resolution} at {aspect_ratio}. "
             "Nothing was charged."
         ) from None
-    if ratio > 1.0:
-        return LANDSCAPE
-    if ratio < 1.0:
-        return PORTRAIT
-    return SQUARE
-
-
-def quality_for(resolution: str) -> Quality:
-    """OpenAI's quality for a catalog resolution (1K low, 2K medium, 4K high)."""
-    try:
-        return QUALITY_BY_RESOLUTION[resolution]
-    except KeyError:
-        raise InvalidRequest(
-            f"The resolution '{resolution}' is not one OpenAI images offer. Nothing was charged."
-        ) from None
+    return f"{width}x{height}", cast(Quality, quality)
 
 
 def map_openai_error(error: openai.OpenAIError, api_key: str) -> ProviderError:
     """The core error for an `openai` SDK error; never includes the key or raw provider text
     that could hold one."""
-    if isinstance(error, openai.APITimeoutError):
-        return TransientProviderError(TIMED_OUT)
-    if isinstance(error, openai.APIConnectionError):
-        return TransientProviderError(UNREACHABLE)
+    if isinstance(error, openai.APIConnectionError):  # APITimeoutError too
+        if isinstance(error.__cause__, NOT_SENT):
+            return TransientProviderError(UNREACHABLE)
+        return OutcomeUnknown(TIMED_OUT)  # sent, and no answer: it may have been made
     if isinstance(error, openai.APIStatusError):
         headers = error.response.headers
         retry_after = headers.get("retry-after")

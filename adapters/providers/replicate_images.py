@@ -30,7 +30,9 @@ from adapters.providers.errors import (
 )
 from core.errors import (
     ContentPolicy,
+    GenerationTimedOut,
     InvalidRequest,
+    OutcomeUnknown,
     ProviderDown,
     ProviderError,
     TransientProviderError,
@@ -38,6 +40,8 @@ from core.errors import (
 from core.models import GeneratedImage, ImageRequest, Images, InputImage, Parked
 
 RUNNING = frozenset({"starting", "processing"})
+# Transport failures before the request left: nothing was created at Replicate.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 DOWNLOAD_TIMEOUT_S = 60.0
 # Replicate's own words for a safety refusal ("NSFW content detected", "flagged as
 # sensitive (E005)"), on top of the wording every provider shares.
@@ -91,8 +95,9 @@ class ReplicateImageProvider:
         api_token: str,
         base_url: str | None = None,
         poll_interval_s: float = 1.0,
-        timeout_s: float = 300.0,
+        timeout_s: float | None = None,
     ) -> None:
+        """`timeout_s` overrides every model's own `timeout_s` from the catalog (tests)."""
         self._api_token = api_token
         self.poll_interval_s = poll_interval_s
         self.timeout_s = timeout_s
@@ -104,32 +109,51 @@ class ReplicateImageProvider:
 
     async def generate(self, request: ImageRequest) -> Images | Parked:
         """Create the prediction; park it if a webhook will call back, else wait for it."""
-        prediction = await self._api(self._create(request))
+        prediction = await self._api(self._create(request), creates=True)
         if request.webhook_url:
             return Parked(prediction.id)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout_s
+        return await self._wait(prediction, request)
+
+    async def resume(self, external_id: str, request: ImageRequest) -> Images | Parked:
+        """Look at a parked prediction: its images, still `Parked`, or its mapped failure.
+
+        Without a webhook it is polled here again: the same prediction, never a new one.
+        """
         try:
-            while prediction.status in RUNNING:
-                if loop.time() >= deadline:
-                    await self._cancel_quietly(prediction.id)
-                    raise TransientProviderError(TIMED_OUT)
-                await asyncio.sleep(self.poll_interval_s)
-                prediction = await self._api(self.client.predictions.async_get(prediction.id))
-        except asyncio.CancelledError:  # the generation's deadline, or a shutdown
-            await asyncio.shield(self._cancel_quietly(prediction.id))
-            raise
+            prediction = await self._api(self.client.predictions.async_get(external_id))
+        except TransientProviderError:
+            return Parked(external_id)  # the sweeper looks again later
+        if prediction.status in RUNNING:
+            return Parked(external_id) if request.webhook_url else await self._wait(
+                prediction, request)
         return await self._finish(prediction)
 
     async def cancel(self, external_id: str) -> None:
         """Cancel a prediction nobody will collect (`core.ports.CancellableProvider`)."""
         await self._api(self.client.predictions.async_cancel(external_id))
 
-    async def resume(self, external_id: str, request: ImageRequest) -> Images | Parked:
-        """Look at a parked prediction: its images, still `Parked`, or its mapped failure."""
-        prediction = await self._api(self.client.predictions.async_get(external_id))
-        if prediction.status in RUNNING:
-            return Parked(external_id)
+    async def _wait(self, prediction: Prediction, request: ImageRequest) -> Images | Parked:
+        """Poll until the prediction ends; past the model's timeout, cancel it and give up.
+
+        A failed poll parks the prediction (its id is kept) instead of failing: a retry
+        must resume it, not pay for another.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.timeout_s or request.model.timeout_s)
+        try:
+            while prediction.status in RUNNING:
+                if loop.time() >= deadline:
+                    await self._cancel_quietly(prediction.id)
+                    raise GenerationTimedOut()
+                await asyncio.sleep(self.poll_interval_s)
+                try:
+                    prediction = await self._api(
+                        self.client.predictions.async_get(prediction.id))
+                except TransientProviderError:
+                    return Parked(prediction.id)
+        except asyncio.CancelledError:  # the generation's deadline, or a shutdown
+            await asyncio.shield(self._cancel_quietly(prediction.id))
+            raise
         return await self._finish(prediction)
 
     def build_input(self, request: ImageRequest) -> dict[str, Any]:
@@ -159,17 +183,23 @@ class ReplicateImageProvider:
             model=request.model.model_id, input=model_input
         )
 
-    async def _api(self, call: Any) -> Prediction:
-        """Await an SDK call, mapping its failures to `core.errors` (never with the token)."""
+    async def _api(self, call: Any, *, creates: bool = False) -> Prediction:
+        """Await an SDK call, mapping its failures to `core.errors` (never with the token).
+
+        A create that was sent and got no answer may have started a prediction that will
+        be billed: that is OutcomeUnknown, never retried. A GET is always safe to repeat.
+        """
         _retry_after.set(None)
         try:
             prediction: Prediction = await call
         except ReplicateError as exc:
             raise self._error_for(exc) from exc
-        except httpx.TimeoutException as exc:
-            raise TransientProviderError(TIMED_OUT) from exc
-        except httpx.HTTPError as exc:
+        except NOT_SENT as exc:
             raise ProviderDown(UNREACHABLE) from exc
+        except httpx.HTTPError as exc:
+            if creates:
+                raise OutcomeUnknown(TIMED_OUT) from exc
+            raise TransientProviderError(UNREACHABLE) from exc
         return prediction
 
     def _error_for(self, exc: ReplicateError) -> ProviderError:
@@ -180,7 +210,7 @@ class ReplicateImageProvider:
         return error_for_status(status, _retry_after.get(), message, secrets=(self._api_token,))
 
     async def _cancel_quietly(self, prediction_id: str) -> None:
-        # Stop paying for a run nobody will wait for; the retry starts a new one.
+        # Stop paying for a run nobody will wait for.
         try:
             await self.client.predictions.async_cancel(prediction_id)
         except (ReplicateError, httpx.HTTPError):

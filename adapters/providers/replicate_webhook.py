@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -30,6 +30,8 @@ from core.errors import ProviderDown
 
 DEFAULT_TOLERANCE_S = 300
 REQUIRED_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+SIGNATURE_LABEL = "v1,"
+REFETCH_EVERY_S = 60.0
 
 
 class WebhookRejected(Exception):
@@ -57,6 +59,12 @@ def verify_replicate_webhook(
     if missing:
         raise WebhookRejected(f"missing header {', '.join(missing)}")
     _check_timestamp(lowered["webhook-timestamp"], tolerance_s, now)
+    # Only "v1," is Standard Webhooks' symmetric scheme; the SDK ignores the label, so a
+    # "v0," or "v1a," signature would otherwise be checked as if it were one.
+    signatures = [s for s in lowered["webhook-signature"].split() if s.startswith(SIGNATURE_LABEL)]
+    if not signatures:
+        raise WebhookRejected("no v1 signature")
+    lowered["webhook-signature"] = " ".join(signatures)
     try:
         text = body.decode("utf-8")
         # The SDK compares against its own clock; with an explicit `now` (tests, replays)
@@ -109,3 +117,40 @@ async def fetch_webhook_secret(client: Client) -> str:
         raise ProviderDown(UNREACHABLE) from exc
     key: str = secret.key
     return key
+
+
+class WebhookSecret:
+    """The signing secret from Replicate's API, fetched once and again (at most every
+    `refetch_every_s`) when a webhook fails verification: the secret may have been rotated."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[str]],
+        *,
+        refetch_every_s: float = REFETCH_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._refetch_every_s = refetch_every_s
+        self._clock = clock
+        self._secret: str | None = None
+        self._fetched_at = 0.0
+
+    async def current(self) -> str:
+        """The secret, fetched on first use."""
+        if self._secret is None:
+            await self._load()
+        assert self._secret is not None
+        return self._secret
+
+    async def refetched(self) -> str | None:
+        """A freshly fetched secret if it changed, or None (unchanged, or fetched too recently)."""
+        if self._secret is not None and self._clock() - self._fetched_at < self._refetch_every_s:
+            return None
+        before = self._secret
+        await self._load()
+        return self._secret if self._secret != before else None
+
+    async def _load(self) -> None:
+        self._secret = await self._fetch()
+        self._fetched_at = self._clock()

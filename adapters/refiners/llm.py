@@ -81,9 +81,11 @@ class OpenAIRefiner:
         self,
         api_key: str,
         base_url: str | None = None,
-        model: str = "gpt-5-mini",
+        *,
+        model: str,
         timeout_s: float = 30.0,
     ) -> None:
+        """`model`: the catalog's [[refiner]] id for this provider (ids never live in code)."""
         self._api_key = api_key
         self._model = model
         self._client = openai.AsyncOpenAI(
@@ -125,9 +127,11 @@ class GeminiRefiner:
         self,
         api_key: str,
         base_url: str | None = None,
-        model: str = "gemini-3-flash",
+        *,
+        model: str,
         timeout_s: float = 30.0,
     ) -> None:
+        """`model`: the catalog's [[refiner]] id for this provider (ids never live in code)."""
         self._api_key = api_key
         self._model = model
         self._client = genai.Client(api_key=api_key, http_options=http_options(base_url, timeout_s))

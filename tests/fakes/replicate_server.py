@@ -6,6 +6,7 @@ Routes (the SDK's `base_url` is `fake.base_url`):
 - GET  /v1/predictions/{id}                     route key "predictions.get"
 - POST /v1/predictions/{id}/cancel              route key "predictions.cancel"
 - GET  /v1/webhooks/default/secret              route key "webhooks.secret"
+- GET  /v1/models/{owner}/{name}                 route key "models.get" (404 unless in `models`)
 - GET  /files/{id}.png (public, like replicate.delivery)  route key "files"
 
 A prediction is "starting" when created, "processing" on the GETs before the
@@ -47,6 +48,15 @@ ERRORS = {
     "interrupted": "Prediction interrupted; please retry (code: PA)",
 }
 TERMINAL = ("succeeded", "failed", "canceled")
+# The input schemas of the models the fake hosts (from their Replicate model pages):
+# an input outside an enum is refused with 422, as Replicate refuses it.
+MODEL_INPUTS: dict[str, dict[str, Any]] = {
+    "black-forest-labs/flux-1.1-pro": {
+        "aspect_ratio": {
+            "enum": ["custom", "1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3"]
+        },
+    },
+}
 
 
 def replicate_error(
@@ -121,6 +131,7 @@ class FakeReplicate(ScriptedServer):
         self.files_expired = False
         self.predictions: dict[str, FakePrediction] = {}
         self.deliveries: list[WebhookDelivery] = []
+        self.models: set[str] = set(MODEL_INPUTS)  # what GET /v1/models/{owner}/{name} knows
         models_path = "/v1/models/{owner}/{name}/predictions"
         self.add_route("POST", models_path, "models.predictions.create", self._create)
         self.add_route("POST", "/v1/predictions", "predictions.create", self._create)
@@ -128,6 +139,7 @@ class FakeReplicate(ScriptedServer):
         self.add_route("POST", "/v1/predictions/{id}/cancel", "predictions.cancel", self._cancel)
         self.add_route("GET", "/v1/webhooks/default/secret", "webhooks.secret", self._secret)
         self.add_route("GET", "/files/{id}.png", "files", self._file)
+        self.add_route("GET", "/v1/models/{owner}/{name}", "models.get", self._model)
 
     # --- state a test drives ----------------------------------------------------------
 
@@ -188,6 +200,7 @@ class FakeReplicate(ScriptedServer):
         signature_ok: bool = True,
         timestamp: int | None = None,
         webhook_id: str | None = None,
+        label: str = "v1",
     ) -> WebhookDelivery:
         """POST the prediction to its webhook URL (or `url`), signed like Replicate does."""
         prediction = self.predictions[prediction_id]
@@ -207,7 +220,7 @@ class FakeReplicate(ScriptedServer):
             "User-Agent": "Replicate-Webhooks/1.0",
             "webhook-id": message_id,
             "webhook-timestamp": str(sent_at),
-            "webhook-signature": f"v1,{signature}",
+            "webhook-signature": f"{label},{signature}",
         }
         async with (
             aiohttp.ClientSession() as session,
@@ -243,6 +256,8 @@ class FakeReplicate(ScriptedServer):
             ).to_response()
         if "owner" in recorded.match:
             model, version = f"{recorded.match['owner']}/{recorded.match['name']}", "hidden"
+            if (refused := _invalid_input(model, model_input)) is not None:
+                return refused.to_response()
         elif isinstance(body.get("version"), str):
             model, _, version = body["version"].rpartition(":")
             model = model or "fake/versioned-model"
@@ -291,6 +306,20 @@ class FakeReplicate(ScriptedServer):
             return refused
         return web.json_response({"key": self.secret})
 
+    async def _model(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
+        if refused := self._refuse(request):
+            return refused
+        model = f"{recorded.match['owner']}/{recorded.match['name']}"
+        if model not in self.models:
+            return replicate_error(404, "Not found.", title="Not found").to_response()
+        owner, name = model.split("/")
+        return web.json_response({
+            "url": f"https://replicate.com/{model}", "owner": owner, "name": name,
+            "description": "A fake model", "visibility": "public", "github_url": None,
+            "paper_url": None, "license_url": None, "run_count": 1, "cover_image_url": None,
+            "default_example": None, "latest_version": None,
+        })
+
     async def _file(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
         prediction = self.predictions.get(recorded.match["id"])
         if self.files_expired or prediction is None or prediction.status != "succeeded":
@@ -303,3 +332,16 @@ class FakeReplicate(ScriptedServer):
             return f"data:image/png;base64,{encoded}"
         url = f"{self.base_url}/files/{prediction.id}.png"
         return [url] if self.output_style == "list" else url
+
+
+def _invalid_input(model: str, model_input: dict[str, Any]) -> Reply | None:
+    """Replicate's 422 for an input value outside the model's schema enum."""
+    for name, schema in MODEL_INPUTS.get(model, {}).items():
+        value = model_input.get(name)
+        if value is not None and value not in schema["enum"]:
+            allowed = ", ".join(f"'{v}'" for v in schema["enum"])
+            return replicate_error(
+                422, f"- input.{name}: {name} must be one of the following: {allowed}",
+                title="Input validation failed",
+            )
+    return None
