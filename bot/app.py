@@ -11,7 +11,7 @@ import contextlib
 import importlib.resources
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -87,6 +87,31 @@ def build_providers(settings: Settings) -> dict[str, ImageProvider]:
             settings.replicate_api_token.get_secret_value(), settings.replicate_base_url
         )
     return providers
+
+
+async def close_providers(providers: dict[str, ImageProvider]) -> None:
+    """Close the SDK clients of providers that hold connections."""
+    for provider in providers.values():
+        close = getattr(provider, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+
+
+async def check_catalog_at_start(app: App) -> None:
+    """Ask the providers whether every catalog id exists; warn per problem, and move the
+    default model off an id found missing (unless EASEL_DEFAULT_MODEL names one)."""
+    from core.model_check import check_models, log_problems, missing_ids
+
+    runtime = app.runtime
+    problems = await check_models(runtime.catalog, runtime.providers, date.today())
+    log_problems(problems)
+    if not app.settings.default_model and (missing := missing_ids(problems)):
+        default = runtime.catalog.best_default(set(runtime.providers), date.today(), missing)
+        if default != runtime.config.default_model:
+            log.warning("default model: %s (%s is not served)", default,
+                        runtime.config.default_model)
+            runtime.config = replace(runtime.config, default_model=default)
 
 
 def build_refiner(settings: Settings, catalog: Catalog) -> PromptRefiner:

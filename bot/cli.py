@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, help="generations at once in this process")
     sub.add_parser("web", help="webhooks, Slack HTTP mode, health and metrics")
     sub.add_parser("migrate", help="apply pending database migrations")
-    sub.add_parser("models", help="the model catalog and which models are available")
+    models = sub.add_parser("models", help="the model catalog and which models are available")
+    models.add_argument("--check", action="store_true",
+                        help="ask each configured provider whether every catalog id still exists")
     sub.add_parser("status", help="queue depth, failures and live workers")
 
     credits = sub.add_parser("credits", help="grant, show and audit credits")

@@ -9,7 +9,14 @@ import uuid
 from datetime import date
 from pathlib import Path
 
-from bot.app import bootstrap, build_providers, load_catalog, offline_parts, open_database
+from bot.app import (
+    bootstrap,
+    build_providers,
+    close_providers,
+    load_catalog,
+    offline_parts,
+    open_database,
+)
 from bot.settings import Settings
 from bot.user_ids import resolve_user
 from core import credits as credit_ops
@@ -62,15 +69,29 @@ async def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     catalog = load_catalog(settings.models_file)
     configured = set(build_providers(settings))
     today = date.today()
-    print(f"{'name':11} {'provider':10} {'available':15} {'credits':24} display name — best for")
+    print(f"{'name':11} {'provider':10} {'available':18} {'credits':24} display name — best for")
     for m in catalog.models:
         costs = " ".join(f"{r}:{c}" for r, c in m.credits.items())
         if m.is_retired(today):
             ok = f"retired {m.retires}"
         else:
             ok = "yes" if m.provider in configured else "no (key unset)"
-        print(f"{m.name:11} {m.provider:10} {ok:15} {costs:24} {m.display_name} — {m.best_for}")
-    return 0
+        print(f"{m.name:11} {m.provider:10} {ok:18} {costs:24} {m.display_name} — {m.best_for}")
+    if not getattr(args, "check", False):
+        return 0
+    from core.model_check import check_models
+
+    providers = build_providers(settings)
+    try:
+        problems = await check_models(catalog, providers, today)
+    finally:
+        await close_providers(providers)
+    asked = ", ".join(sorted(set(providers) - {"sketch"})) or "none configured"
+    print(f"\ncheck (asked: {asked}): "
+          + (f"{len(problems)} problem(s)" if problems else "every id is served"))
+    for problem in problems:
+        print(f"  {problem.problem:9} {problem.as_text()}")
+    return 1 if any(p.problem == "missing" for p in problems) else 0
 
 
 def _label(user: UserRef) -> str:

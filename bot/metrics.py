@@ -99,7 +99,7 @@ async def snapshot(
         "easel_provider_quota_errors",
         "Generations refused because the provider account is out of quota or credit",
     )
-    given_up = {str(list(r["labels"])[0]): r["n"] for r in by_family.get("error", [])
+    given_up = {str(next(iter(r["labels"]))): r["n"] for r in by_family.get("error", [])
                 if list(r["labels"])}
     unknown.add_metric([], given_up.get("outcome_unknown", 0))
     quota.add_metric([], given_up.get("provider_quota", 0))

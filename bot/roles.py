@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.app import App, bootstrap
+from bot.app import App, bootstrap, check_catalog_at_start
 from bot.checks import check_slack_inbound
 from bot.settings import Settings
 from core.ports import ChatPlatform
@@ -93,6 +93,11 @@ async def run_roles(
         await stop.wait()
         return 0
     async with bootstrap(settings, platforms=platforms) as app:
+        if roles & {"gateway", "worker"}:
+            try:
+                await check_catalog_at_start(app)
+            except Exception as exc:  # a check that cannot run never stops the start
+                log.warning("model catalog check failed: %s", exc)
         tasks: list[asyncio.Task[Any]] = []
         worker = None
         web_app = None

@@ -69,6 +69,17 @@ class ImageProvider(Protocol):
 
 
 @runtime_checkable
+class ModelDirectory(Protocol):
+    """A provider that can say whether a model id exists (its models endpoint)."""
+
+    name: str
+
+    async def has_model(self, model_id: str) -> bool:
+        """True if the provider serves `model_id` to this account, False if not found."""
+        ...
+
+
+@runtime_checkable
 class CancellableProvider(Protocol):
     """A provider whose started jobs (an external id) can be stopped at the provider."""
 

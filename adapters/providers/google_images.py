@@ -109,6 +109,18 @@ class GoogleImageProvider:
         """Gemini answers synchronously, so there is never a parked job to resume."""
         raise InvalidRequest("Gemini image jobs cannot be resumed. Nothing was charged.")
 
+    async def has_model(self, model_id: str) -> bool:
+        """Whether the Gemini API knows `model_id` (GET models/{id}); errors mapped."""
+        try:
+            await self._client.aio.models.get(model=model_id)
+        except genai_errors.APIError as error:
+            if error.code == 404:
+                return False
+            raise map_google_error(error, self._api_key) from None
+        except SDK_ERRORS as error:
+            raise map_google_error(error, self._api_key) from None
+        return True
+
     async def aclose(self) -> None:
         """Close the SDK's HTTP sessions."""
         await self._client.aio.aclose()

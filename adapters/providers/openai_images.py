@@ -72,6 +72,16 @@ class OpenAIImageProvider:
         """OpenAI answers synchronously, so there is never a parked job to resume."""
         raise InvalidRequest("OpenAI image jobs cannot be resumed. Nothing was charged.")
 
+    async def has_model(self, model_id: str) -> bool:
+        """Whether the account can use `model_id` (GET /v1/models/{id}); errors mapped."""
+        try:
+            await self._client.models.retrieve(model_id, timeout=self._timeout_s or 30.0)
+        except openai.NotFoundError:
+            return False
+        except openai.OpenAIError as error:
+            raise map_openai_error(error, self._api_key) from None
+        return True
+
     async def aclose(self) -> None:
         """Close the SDK's HTTP connections."""
         await self._client.close()

@@ -156,6 +156,18 @@ class ReplicateImageProvider:
             raise
         return await self._finish(prediction)
 
+    async def has_model(self, model_id: str) -> bool:
+        """Whether Replicate has the model "owner/name" (GET /v1/models/{owner}/{name})."""
+        try:
+            await self.client.models.async_get(model_id)
+        except ReplicateError as exc:
+            if exc.status == 404:
+                return False
+            raise self._error_for(exc) from exc
+        except httpx.HTTPError as exc:
+            raise ProviderDown(UNREACHABLE) from exc
+        return True
+
     def build_input(self, request: ImageRequest) -> dict[str, Any]:
         """The model input; image inputs use the FLUX Kontext names (input_image[s])."""
         model_input: dict[str, Any] = {

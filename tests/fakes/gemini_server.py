@@ -155,6 +155,23 @@ class FakeGemini(ScriptedServer):
             "resolution": None,
         }
         self.add_route("POST", "/{version}/models/{model_action}", ROUTE, self._generate)
+        self.add_route("GET", "/{version}/models/{model}", "models.get", self._model)
+        # What GET models/{model} knows; others are 404 (gemini-2.5-flash-image is shut down).
+        self.models: set[str] = {"gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-3.5-flash"}
+
+    async def _model(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
+        model = recorded.match["model"]
+        if recorded.headers.get("x-goog-api-key") != self.api_key:
+            return google_error(400, "API key not valid.", "INVALID_ARGUMENT").to_response()
+        if model not in self.models:
+            return google_error(
+                404, f"models/{model} is not found for API version v1beta, or is not supported.",
+                "NOT_FOUND",
+            ).to_response()
+        return web.json_response({
+            "name": f"models/{model}", "version": "001", "displayName": model,
+            "supportedGenerationMethods": ["generateContent"],
+        })
 
     async def _generate(
         self, request: web.Request, recorded: RecordedRequest

@@ -4,6 +4,7 @@ Routes (the SDK's base URL is `fake.base_url + "/v1"`, see `sdk_base_url`):
 - POST /v1/images/generations  (JSON)            route key "images/generations"
 - POST /v1/images/edits        (multipart image[]) route key "images/edits"
 - POST /v1/chat/completions    (JSON)            route key "chat/completions"
+- GET  /v1/models/{model}                        route key "models.retrieve" (404 unless in `models`)
 
 Defaults: images answer with real small PNGs (Pillow) as `b64_json`, sized 1/64 of
 the requested size so the aspect ratio survives; chat answers `chat_reply` (JSON
@@ -127,6 +128,12 @@ class FakeOpenAI(ScriptedServer):
         self.add_route("POST", "/v1/images/generations", "images/generations", self._images)
         self.add_route("POST", "/v1/images/edits", "images/edits", self._images)
         self.add_route("POST", "/v1/chat/completions", "chat/completions", self._chat)
+        self.add_route("GET", "/v1/models/{model}", "models.retrieve", self._model)
+        # What GET /v1/models/{model} knows (the account's models); others are 404.
+        self.models: set[str] = {
+            "gpt-image-2", "gpt-image-2.5-flare", "gpt-image-2.5-sunburst",
+            "gpt-image-2.6-flare", "gpt-image-2.6-sunburst", "gpt-5.4-mini", "gpt-5.4-nano",
+        }
 
     @property
     def sdk_base_url(self) -> str:
@@ -172,6 +179,19 @@ class FakeOpenAI(ScriptedServer):
                     "total_tokens": 110,
                 },
             }
+        )
+
+    async def _model(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
+        if (refused := self._unauthorized(recorded)) is not None:
+            return refused
+        model = recorded.match["model"]
+        if model not in self.models:
+            return openai_error(
+                404, f"The model '{model}' does not exist or you do not have access to it.",
+                code="model_not_found",
+            ).to_response()
+        return web.json_response(
+            {"id": model, "object": "model", "created": 1_760_000_000, "owned_by": "openai"}
         )
 
     async def _chat(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
