@@ -490,3 +490,18 @@ def test_a_malformed_secret_is_rejected_without_echoing_it() -> None:
 
     assert "secret is malformed" in caught.value.reason
     assert secret not in str(caught.value)
+
+
+async def test_a_long_422_reaches_the_person_shortened(
+    fake: FakeReplicate, provider: ReplicateImageProvider
+) -> None:
+    # Replicate's own validation text for a ratio the model's schema refuses.
+    with pytest.raises(InvalidRequest) as caught:
+        await provider.generate(image_request(aspect_ratio="21:9"))
+
+    shown = caught.value.user_message
+    print(shown)
+    assert shown.startswith("The image model could not accept this request: Input validation "
+                            "failed - input.aspect_ratio: aspect_ratio must be one of")
+    assert shown.endswith("'3:4'… Nothing was charged.")
+    assert len(shown) < 240

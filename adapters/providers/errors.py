@@ -150,6 +150,7 @@ def invalid_request(message: str | None, secrets: Iterable[str] = ()) -> Invalid
     detail = safe_detail(message, secrets)
     if detail is None:
         return InvalidRequest()
+    end = "" if detail.endswith("…") else "."
     return InvalidRequest(
-        f"The image model could not accept this request: {detail}. Nothing was charged."
+        f"The image model could not accept this request: {detail}{end} Nothing was charged."
     )
