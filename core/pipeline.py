@@ -15,7 +15,6 @@ a started provider job cancelled at the provider) and the person refunded and to
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Coroutine
@@ -27,6 +26,7 @@ from core.compare import GroupReporter, finish_group
 from core.context import input_images, load_context, refine
 from core.dbhealth import CONNECTION_ERRORS
 from core.errors import EaselError, GenerationTimedOut, InternalError, ProviderError
+from core.fencing import PostInFlight, cancel_quietly, withdraw_unadopted_post
 from core.lease import Claim
 from core.models import (
     ImageDelivery,
@@ -44,11 +44,6 @@ from core.runtime import Runtime
 from core.status import StatusReporter, failure_view, progress_view, success_view
 
 log = logging.getLogger("easel.pipeline")
-
-# How long a lost claim waits for the generation's outcome before withdrawing its post
-# (in leases: the sweeper requeues, another worker claims and finishes).
-WITHDRAW_WAIT_FACTOR = 4
-WITHDRAW_POLL_S = 0.25
 
 STORED_OUTPUT = """
 SELECT object_key, content_type, size_bytes FROM assets
@@ -122,7 +117,7 @@ class _Run:
         self.p = pipeline
         self.claim = claim or Claim(job.id, job.claims, pipeline.config.lease_s)
         # An image this claim posted but has not recorded yet (withdrawn if the claim is lost).
-        self.unrecorded_post: MessageRef | None = None
+        self.post = PostInFlight()
         self.rt = pipeline.rt
         self.job = job
         self.model = model
@@ -257,19 +252,12 @@ class _Run:
             )
             posted = await self._post_image(delivery)
         await self._succeed(posted.to_json(), elapsed_s=elapsed_s)
-        self.unrecorded_post = None
+        self.post.posted = None
 
     async def _post_image(self, delivery: ImageDelivery) -> MessageRef:
         """Post the image; a lost claim that cancels us mid-post still learns what it posted
         (so that it can withdraw it)."""
-        post = asyncio.ensure_future(self.reporter.platform.post_image(self.job.thread, delivery))
-        try:
-            self.unrecorded_post = await asyncio.shield(post)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                self.unrecorded_post = await asyncio.shield(post)
-            raise
-        return self.unrecorded_post
+        return await self.post.run(self.reporter.platform.post_image(self.job.thread, delivery))
 
     async def _stored_output(self) -> tuple[str, str, int] | None:
         row = await self.rt.pool.fetchrow(STORED_OUTPUT, self.job.id)
@@ -293,32 +281,10 @@ class _Run:
 
     async def withdraw_post(self) -> None:
         """The claim is lost: delete the image it posted unless the record adopted that post."""
-        posted = self.unrecorded_post
-        if posted is None:
-            return
-        self.unrecorded_post = None
-        try:
-            adopted = await self._adopted_image(posted)
-            if adopted is False:
-                await self.reporter.platform.delete_message(self.job.thread, posted)
-                log.info("generation %s: withdrew the image a lost claim posted", self.job.id)
-        except Exception as exc:  # the thread keeps a second image; nothing else is wrong
-            log.warning("generation %s: could not withdraw a lost claim's image: %s",
-                        self.job.id, exc)
-
-    async def _adopted_image(self, posted: MessageRef) -> bool | None:
-        """Wait for the generation to end: whether its record is `posted` (None: unknown yet)."""
-        deadline = time.monotonic() + WITHDRAW_WAIT_FACTOR * self.p.config.lease_s
-        while time.monotonic() < deadline:
-            row = await self.rt.pool.fetchrow(
-                "SELECT status::text AS status, image_message FROM generations WHERE id = $1",
-                self.job.id,
-            )
-            if row is not None and row["status"] in ("succeeded", "failed", "cancelled"):
-                recorded = MessageRef.from_json(row["image_message"])
-                return recorded is not None and recorded.message_id == posted.message_id
-            await asyncio.sleep(WITHDRAW_POLL_S)
-        return None
+        posted, self.post.posted = self.post.posted, None
+        if posted is not None:
+            await withdraw_unadopted_post(self.rt.pool, self.reporter.platform, self.job.thread,
+                                          self.job.id, posted, self.p.config.lease_s)
 
     async def _show(self, stage: Stage) -> None:
         await self._hold_claim()
@@ -495,14 +461,6 @@ class _Run:
 def _seed_of(params: dict[str, Any]) -> int | None:
     seed = params.get("seed")
     return int(seed) if seed is not None else None
-
-
-async def cancel_quietly(provider: CancellableProvider, external_id: str) -> None:
-    """Stop paying for a provider job nobody will wait for (best effort)."""
-    try:
-        await provider.cancel(external_id)
-    except Exception as exc:  # it finishes at the provider and nobody collects it
-        log.warning("could not cancel %s at %s: %s", external_id, provider.name, exc)
 
 
 def _first_image(result: Images) -> Any:

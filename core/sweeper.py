@@ -21,7 +21,7 @@ from core.compare import finish_group, finish_stranded_groups
 from core.credits import confirm, release
 from core.dbhealth import CONNECTION_ERRORS, backoff_s
 from core.errors import EaselError, GenerationTimedOut, WorkerLost
-from core.pipeline import cancel_quietly
+from core.fencing import cancel_quietly
 from core.ports import CancellableProvider
 from core.runtime import Runtime
 from core.status import StatusReporter, failure_view, success_view
