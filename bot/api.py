@@ -20,6 +20,7 @@ from bot.flow_page import details_of, stage_label
 from core.flow import FlowGeneration, load_generation, may_see
 from core.links import Grant, LinkInvalid, verify_link
 from core.live import GenerationFeed
+from core.prompt_plan import plan_from_events
 from core.runtime import Runtime
 
 log = logging.getLogger("easel.api")
@@ -80,6 +81,7 @@ def generation_json(g: FlowGeneration, images: list[dict[str, Any]], model_id: s
         "status": g.status, "stage": g.stage, "stage_label": stage_label(g.stage),
         "model": g.model, "model_id": model_id, "intent": g.intent,
         "prompts": {"user": g.user_prompt, "sent": g.refined_prompt},
+        "plan": plan_from_events((s.stage, s.detail) for s in g.stages),
         "params": g.params, "cost": g.cost, "charged": g.charged,
         "compare_group": g.compare_group, "error": g.error if g.status != "succeeded" else None,
         "attempts": g.attempts, "created_at": g.created_at.isoformat(),

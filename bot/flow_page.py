@@ -41,10 +41,17 @@ STAGE_LABELS = {
     "webhook": "Model reported back",
     "poll": "Asked the model (webhook late)",
     "lease_expired": "Worker lost; queued again",
+    "plan_intent": "Planning: what is asked",
+    "plan_subjects": "Planning: subjects",
+    "plan_style": "Thinking: style",
+    "plan_constraints": "Thinking: constraints",
+    "plan_prompt": "Prompt constructed",
+    "admin_retry": "Retried by an admin",
+    "retry_of": "A retry of a failed generation",
 }
 DETAIL_LABELS = {
     "elapsed_s": "total", "size_bytes": "size", "delay_s": "retry in", "kind": "reason",
-    "webhook_id": "webhook",
+    "webhook_id": "webhook", "value": "", "for": "for", "reasoning": "why",
 }
 
 TEMPLATES = jinja2.Environment(
@@ -145,7 +152,8 @@ def stage_label(stage: str) -> str:
 
 def details_of(stage: FlowStage, several_claims: bool = False) -> str:
     """A stage's detail in words: "size 34.6 KB · provider sketch"."""
-    words = [_detail(key, value) for key, value in stage.detail.items() if key not in HIDDEN_DETAIL]
+    words = [_detail(key, value) for key, value in stage.detail.items()
+             if key not in HIDDEN_DETAIL and value not in ("", [], None)]
     if several_claims:
         words.insert(0, f"attempt {stage.claim}")
     return " · ".join(words)
@@ -157,11 +165,13 @@ def _detail(key: str, value: object) -> str:
         text = f"{value / 1024:.1f} KB" if value >= 1024 else f"{value} bytes"
     elif key.endswith("_s") and isinstance(value, int | float):
         text = _duration(float(value) * 1000)
+    elif isinstance(value, list):
+        text = "; ".join(str(v) for v in value)
     else:
         text = str(value).replace("_", " ") if key == "kind" else str(value)
     if len(text) > DETAIL_MAX_CHARS:
         text = text[: DETAIL_MAX_CHARS - 1] + "…"
-    return f"{label} {text}"
+    return f"{label} {text}" if label else text
 
 
 def params_of(g: FlowGeneration) -> str:

@@ -24,6 +24,7 @@ from bot.flow_page import ModelLabel, model_labels, model_lookup, render, resolv
 from core.flow import FlowGeneration, load_generation, may_see
 from core.history import compare_members, composite_key, load_history
 from core.links import Grant
+from core.prompt_plan import plan_from_events
 from core.runtime import Runtime
 
 STUDIO_JS = importlib.resources.files("bot").joinpath("templates/studio.js").read_text("utf-8")
@@ -59,12 +60,8 @@ def _words(prompt: str) -> list[str]:
 
 
 def plan_of(g: FlowGeneration) -> dict[str, Any] | None:
-    """The refiner's structured plan, when one was recorded (stage 'plan')."""
-    for stage in reversed(g.stages):
-        if stage.stage == "plan" or "plan" in stage.detail:
-            plan = stage.detail.get("plan", stage.detail)
-            return plan if isinstance(plan, dict) else None
-    return None
+    """The refiner's structured plan, when one was recorded (the plan_* events)."""
+    return plan_from_events((s.stage, s.detail) for s in g.stages)
 
 
 async def panels(runtime: Runtime, grant: Grant, token: str, generation_id: int) -> dict[str, Any]:

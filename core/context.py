@@ -7,12 +7,21 @@ person's uploads) as input images.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core import generations as q
 from core.errors import ProviderError
-from core.models import InputImage, Intent, ModelSpec, Refinement, RefineRequest, Turn
+from core.models import (
+    InputImage,
+    Intent,
+    ModelSpec,
+    PromptTarget,
+    Refinement,
+    RefineRequest,
+    Turn,
+)
+from core.prompt_plan import kept_plan
 from core.runtime import Runtime
 
 log = logging.getLogger("easel.context")
@@ -62,8 +71,10 @@ async def refine(rt: Runtime, job: q.Job, context: Context, params: dict[str, An
     intent = Intent(job.intent)
     if job.refined_prompt:  # an earlier attempt (or a parked job) refined it: never twice
         return Refinement(intent, job.refined_prompt)
+    target = prompt_target(rt.catalog.get(job.model))
     if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and context.parent_prompt:
-        return Refinement(intent, context.parent_prompt)
+        return Refinement(intent, context.parent_prompt,
+                          plan=kept_plan(intent, context.parent_prompt, target, job.parent_id))
     request = RefineRequest(
         message=job.user_prompt,
         turns=context.turns,
@@ -72,6 +83,7 @@ async def refine(rt: Runtime, job: q.Job, context: Context, params: dict[str, An
         has_uploads=bool(context.uploads),
         aspect_ratio=str(params.get("aspect_ratio", "1:1")),
         resolution=str(params.get("resolution", "2K")),
+        target=target,
     )
     try:
         return await rt.refiner.refine(request)
@@ -79,7 +91,16 @@ async def refine(rt: Runtime, job: q.Job, context: Context, params: dict[str, An
         if rt.fallback_refiner is None:
             raise
         log.warning("refiner failed (%s); using the offline refiner", error.kind)
-        return await rt.fallback_refiner.refine(request)
+        fallback = await rt.fallback_refiner.refine(request)
+        if fallback.plan is None:
+            return fallback
+        said = f"{fallback.plan.refiner} (after {rt.refiner.name} failed: {error.kind})"
+        return replace(fallback, plan=replace(fallback.plan, refiner=said))
+
+
+def prompt_target(model: ModelSpec) -> PromptTarget:
+    """What a refiner is told about the model it writes for (a compare: one per member)."""
+    return PromptTarget(model.display_name, model.provider, model.model_id, model.best_for)
 
 
 async def input_images(

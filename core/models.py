@@ -214,6 +214,32 @@ class RefineRequest:
     has_uploads: bool
     aspect_ratio: str
     resolution: str
+    target: PromptTarget | None = None  # the model the prompt is written for
+
+
+@dataclass(frozen=True)
+class PromptTarget:
+    """The image model a prompt is constructed for (each member of a compare has its own)."""
+
+    display_name: str
+    provider: str
+    model_id: str
+    best_for: str = ""
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    """How the refiner read the message and built the prompt; each part is recorded as a
+    generation event (core/prompt_plan.py) and shown in the studio."""
+
+    intent: str
+    subjects: tuple[str, ...]
+    style: str | None
+    constraints: tuple[str, ...]
+    prompt: str
+    refiner: str = ""
+    reasoning: str = ""  # why: the offline refiner's rule, or the parent's prompt kept
+    target: str = ""  # the display name of the model the prompt was written for
 
 
 @dataclass(frozen=True)
@@ -224,6 +250,8 @@ class Refinement:
     prompt: str
     aspect_ratio: str | None = None
     resolution: str | None = None
+    # How it got there; not part of what was decided (equal refinements may differ in it).
+    plan: PromptPlan | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from core.models import (
 )
 from core.outcomes import report_failure, retry_delay_s
 from core.ports import CancellableProvider
+from core.prompt_plan import plan_events
 from core.runtime import Runtime
 from core.status import StatusReporter, failure_view, progress_view, success_view
 
@@ -187,6 +188,8 @@ class _Run:
         self.refined_prompt = refinement.prompt
         if refinement.aspect_ratio in self.model.aspect_ratios:
             self.params["aspect_ratio"] = refinement.aspect_ratio
+        if refinement.plan is not None:  # each part of how the prompt was built: an event
+            self._unwritten += plan_events(refinement.plan)
         self._done(Stage.REFINING_PROMPT,
                    {"prompt": refinement.prompt, "intent": refinement.intent.value})
         # Written (and the lease checked) before the provider is paid to work.

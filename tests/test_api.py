@@ -77,7 +77,8 @@ async def test_a_generation_run_by_a_worker_process_streams_live_from_the_web_pr
         names = [e for e, _ in events]
         stages = [d["stage"] for e, d in events if e == "stage"]
         print(f"SSE events: {names}")
-        assert stages[:2] == ["understanding", "refining_prompt"] and stages[-1] == "succeeded"
+        assert stages[:2] == ["understanding", "plan_intent"] and stages[-1] == "succeeded"
+        assert stages[stages.index("plan_prompt") + 1] == "refining_prompt"
         assert names[-1] == "done"
         done = events[-1][1]
         assert done["status"] == "succeeded" and done["charged"] == done["cost"] > 0

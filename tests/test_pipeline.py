@@ -58,7 +58,9 @@ async def test_a_request_ends_with_an_image_and_one_charge(
     row = (await _rows(pool, "SELECT * FROM generations"))[0]
     assert row["status"] == "succeeded" and row["refined_prompt"]
     events = [r["stage"] for r in await _rows(pool, "SELECT stage FROM generation_events ORDER BY id")]
-    assert events == ["understanding", "refining_prompt", "generating", "uploading", "succeeded"]
+    plan = ["plan_intent", "plan_subjects", "plan_style", "plan_constraints", "plan_prompt"]
+    assert events == ["understanding", *plan, "refining_prompt", "generating", "uploading",
+                      "succeeded"], "how the prompt was constructed comes before it is sent"
     reservation = (await _rows(pool, "SELECT * FROM reservations"))[0]
     assert reservation["status"] == "confirmed" and reservation["generation_id"] == submitted.generation_id
     assert await ledger_ok(pool) == []

@@ -12,7 +12,7 @@ import pytest_asyncio
 from adapters.refiners.llm import GeminiRefiner, OpenAIRefiner
 from bot.app import load_catalog
 from core.errors import ContentPolicy, InvalidRequest, ProviderDown, RateLimitedByProvider
-from core.models import Intent, Refinement, RefineRequest, Turn
+from core.models import Intent, PromptPlan, PromptTarget, Refinement, RefineRequest, Turn
 from tests.fakes import gemini_server, openai_server
 from tests.fakes.gemini_server import ROUTE, FakeGemini
 from tests.fakes.openai_server import FakeOpenAI, chat_completion
@@ -41,6 +41,7 @@ def refine_request(
     turns: tuple[Turn, ...] = TURNS,
     has_last_image: bool = True,
     has_uploads: bool = False,
+    target: PromptTarget | None = None,
 ) -> RefineRequest:
     return RefineRequest(
         message=message,
@@ -50,6 +51,7 @@ def refine_request(
         has_uploads=has_uploads,
         aspect_ratio="1:1",
         resolution="2K",
+        target=target,
     )
 
 
@@ -121,7 +123,8 @@ async def test_openai_refinement_is_parsed_and_turns_are_sent(
     assert body["response_format"]["type"] == "json_schema"
     schema = body["response_format"]["json_schema"]
     assert schema["strict"] is True
-    assert set(schema["schema"]["required"]) == {"intent", "prompt", "aspect_ratio", "resolution"}
+    assert set(schema["schema"]["required"]) == {
+        "intent", "prompt", "aspect_ratio", "resolution", "subjects", "style", "constraints"}
     roles = [m["role"] for m in body["messages"]]
     assert roles == ["system", "user", "assistant", "user"]
     assert body["messages"][1]["content"] == "a lighthouse at dusk"
@@ -306,3 +309,51 @@ async def test_gemini_bad_key_never_shows_the_key(gemini_fake: FakeGemini) -> No
 
     assert wrong not in str(caught.value)
     assert gemini_fake.requests[0].path.endswith(f"/models/{GEMINI_MODEL}:generateContent")
+
+
+# --- the plan: how the prompt was constructed, and for which model ----------------------
+
+PLANNED = answer(subjects=["a lighthouse", "a stormy sea"], style="oil painting, night",
+                 constraints=["keep the lighthouse", "no text"])
+GPT = PromptTarget("GPT Image 2", "openai", "gpt-image-2", "text in images")
+NANO = PromptTarget("Nano Banana 2", "google", "gemini-3.1-flash-image")
+
+
+async def test_openai_answers_a_plan_written_for_the_named_model(
+    openai_refiner: OpenAIRefiner, openai_fake: FakeOpenAI
+) -> None:
+    openai_fake.script(CHAT, [chat_completion(PLANNED)])
+
+    result = await openai_refiner.refine(refine_request(target=GPT))
+
+    assert result.plan == PromptPlan(
+        intent="edit", subjects=("a lighthouse", "a stormy sea"), style="oil painting, night",
+        constraints=("keep the lighthouse", "no text"), prompt="a darker lighthouse at night",
+        refiner="openai-refiner", target="GPT Image 2")
+    [sent] = openai_fake.requests_to(CHAT)
+    schema = sent.json["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["subjects"] == {"type": "array", "items": {"type": "string"}}
+    last = sent.json["messages"][-1]["content"]
+    print(last.splitlines()[-1])
+    assert "Write the prompt for the image model GPT Image 2 (openai gpt-image-2" in last
+    assert "full sentences" in last, "the provider's way of reading prompts is named"
+
+
+async def test_gemini_answers_a_plan_and_bad_parts_are_dropped(
+    gemini_refiner: GeminiRefiner, gemini_fake: FakeGemini
+) -> None:
+    odd = {**PLANNED, "subjects": "not a list", "constraints": [" ", 3, "no text"], "style": ""}
+    gemini_fake.script(ROUTE, [gemini_server.text_response(json.dumps(PLANNED)),
+                               gemini_server.text_response(json.dumps(odd))])
+
+    planned = await gemini_refiner.refine(refine_request(target=NANO))
+    odd_plan = (await gemini_refiner.refine(refine_request(target=NANO))).plan
+
+    assert planned.plan is not None and planned.plan.subjects == ("a lighthouse", "a stormy sea")
+    assert planned.plan.target == "Nano Banana 2" and planned.plan.refiner == "gemini-refiner"
+    assert odd_plan is not None
+    assert (odd_plan.subjects, odd_plan.style, odd_plan.constraints) == ((), None, ("no text",))
+    sent = gemini_fake.requests_to(ROUTE)[0].json
+    properties = sent["generationConfig"]["responseSchema"]["properties"]
+    assert properties["subjects"]["type"] == "ARRAY" and properties["style"]["nullable"] is True
+    assert "descriptive paragraph" in sent["contents"][-1]["parts"][0]["text"]

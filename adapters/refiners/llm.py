@@ -24,9 +24,10 @@ from adapters.providers.google_images import (
 from adapters.providers.openai_images import map_openai_error
 from core.catalog import ASPECT_RATIOS
 from core.errors import ContentPolicy, InvalidRequest
-from core.models import RESOLUTIONS, Intent, Refinement, RefineRequest, Turn
+from core.models import RESOLUTIONS, Intent, PromptPlan, PromptTarget, Refinement, RefineRequest, Turn
 
 MAX_TURNS = 12  # recent turns are enough context; older ones only cost tokens
+MAX_PHRASES = 12  # subjects or constraints kept from an answer
 REFINER_INTENTS = (Intent.NEW.value, Intent.EDIT.value, Intent.VARIATION.value)
 NEEDS_AN_IMAGE = (Intent.EDIT, Intent.VARIATION)
 NOT_JSON = "The prompt model did not answer in the expected format."
@@ -42,7 +43,26 @@ Read the conversation and the new message, then answer with JSON only:
   Keep the user's language and never add text the user did not ask for.
 - "aspect_ratio": only if the user asked for a shape (e.g. "16:9", "9:16", "1:1"), else null.
 - "resolution": "1K", "2K" or "4K" only if the user asked for a size, else null.
+- "subjects": the things the picture shows, each a short phrase.
+- "style": the medium, style, lighting and mood in a few words, or null if none was asked.
+- "constraints": what must hold: things to leave out, text to render exactly, what an
+  edit must keep.
+Write the prompt for the image model named in the message, in the way that model reads
+prompts best.
 """
+
+# How each provider's image models read a prompt (the reference app constructs a prompt
+# per provider too); the refiner is told which model it writes for.
+PROMPT_DIALECTS = {
+    "openai": "it follows long natural-language instructions and renders quoted text "
+    "exactly: write full sentences",
+    "google": "it follows conversational descriptions: write a descriptive paragraph and, "
+    "for an edit, say what to keep",
+    "replicate": "it reads a concise comma-separated description, the most important "
+    "things first",
+    "sketch": "an offline renderer that draws the concrete nouns it knows: keep it short "
+    "and concrete",
+}
 
 # JSON Schema for OpenAI's strict structured outputs (every key required, nulls explicit).
 OPENAI_SCHEMA: dict[str, Any] = {
@@ -52,8 +72,12 @@ OPENAI_SCHEMA: dict[str, Any] = {
         "prompt": {"type": "string"},
         "aspect_ratio": {"type": ["string", "null"], "enum": [*ASPECT_RATIOS, None]},
         "resolution": {"type": ["string", "null"], "enum": [*RESOLUTIONS, None]},
+        "subjects": {"type": "array", "items": {"type": "string"}},
+        "style": {"type": ["string", "null"]},
+        "constraints": {"type": "array", "items": {"type": "string"}},
     },
-    "required": ["intent", "prompt", "aspect_ratio", "resolution"],
+    "required": ["intent", "prompt", "aspect_ratio", "resolution", "subjects", "style",
+                 "constraints"],
     "additionalProperties": False,
 }
 
@@ -67,6 +91,11 @@ GEMINI_SCHEMA = types.Schema(
             type=types.Type.STRING, enum=list(ASPECT_RATIOS), nullable=True
         ),
         "resolution": types.Schema(type=types.Type.STRING, enum=list(RESOLUTIONS), nullable=True),
+        "subjects": types.Schema(type=types.Type.ARRAY,
+                                 items=types.Schema(type=types.Type.STRING)),
+        "style": types.Schema(type=types.Type.STRING, nullable=True),
+        "constraints": types.Schema(type=types.Type.ARRAY,
+                                    items=types.Schema(type=types.Type.STRING)),
     },
     required=["intent", "prompt"],
 )
@@ -112,7 +141,7 @@ class OpenAIRefiner:
         choice = completion.choices[0]
         if choice.message.refusal or choice.finish_reason == "content_filter":
             raise ContentPolicy()
-        return parse_refinement(choice.message.content, request)
+        return parse_refinement(choice.message.content, request, refiner=self.name)
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -165,7 +194,7 @@ class GeminiRefiner:
             raise ContentPolicy()
         parts = candidate.content.parts if candidate.content else None
         text = "".join(part.text for part in parts or () if part.text and not part.thought)
-        return parse_refinement(text, request)
+        return parse_refinement(text, request, refiner=self.name)
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()
@@ -190,9 +219,9 @@ def conversation(request: RefineRequest) -> list[tuple[str, str]]:
     return merged
 
 
-def parse_refinement(text: str | None, request: RefineRequest) -> Refinement:
+def parse_refinement(text: str | None, request: RefineRequest, *, refiner: str = "") -> Refinement:
     """Validate the model's JSON: unknown intent/ratio/resolution are dropped, an empty
-    prompt is an error."""
+    prompt is an error; subjects, style and constraints become the refinement's plan."""
     try:
         data = json.loads(text or "")
     except ValueError:
@@ -204,12 +233,31 @@ def parse_refinement(text: str | None, request: RefineRequest) -> Refinement:
         raise InvalidRequest(EMPTY_PROMPT)
     aspect_ratio = data.get("aspect_ratio")
     resolution = data.get("resolution")
+    intent = _intent(data.get("intent"), request)
+    style = data.get("style")
+    plan = PromptPlan(
+        intent=intent.value,
+        subjects=_phrases(data.get("subjects")),
+        style=style.strip() if isinstance(style, str) and style.strip() else None,
+        constraints=_phrases(data.get("constraints")),
+        prompt=prompt.strip(),
+        refiner=refiner,
+        target=request.target.display_name if request.target else "",
+    )
     return Refinement(
-        intent=_intent(data.get("intent"), request),
+        intent=intent,
         prompt=prompt.strip(),
         aspect_ratio=aspect_ratio if aspect_ratio in ASPECT_RATIOS else None,
         resolution=resolution if resolution in RESOLUTIONS else None,
+        plan=plan,
     )
+
+
+def _phrases(value: object) -> tuple[str, ...]:
+    """A list of short strings from the model's answer; anything else is dropped."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(v.strip() for v in value if isinstance(v, str) and v.strip())[:MAX_PHRASES]
 
 
 def _intent(value: object, request: RefineRequest) -> Intent:
@@ -245,8 +293,16 @@ def _new_message(request: RefineRequest) -> str:
             f"There is a last image in this thread: {_yes_no(request.has_last_image)}.",
             f"The new message has uploaded images: {_yes_no(request.has_uploads)}.",
             f"New message: {request.message}",
+            *([_target_line(request.target)] if request.target else []),
         )
     )
+
+
+def _target_line(target: PromptTarget) -> str:
+    dialect = PROMPT_DIALECTS.get(target.provider, "write a clear, vivid description")
+    best = f"; best for {target.best_for}" if target.best_for else ""
+    return (f"Write the prompt for the image model {target.display_name} "
+            f"({target.provider} {target.model_id}{best}): {dialect}.")
 
 
 def _yes_no(flag: bool) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from adapters.refiners.edits import MODIFIER_PHRASES, STYLES, TIMES, apply_instruction
+from adapters.refiners.rule_plan import rule_plan
 from core.errors import EmptyPrompt
 from core.models import Intent, Refinement, RefineRequest
 from core.size_words import RATIO, RESOLUTION_WORDS, Options, read_options, tidy
@@ -177,4 +178,6 @@ class RuleRefiner:
 
     async def refine(self, request: RefineRequest) -> Refinement:
         """Decide the intent and the prompt for the new message by the first matching rule."""
-        return decide(request)[1]
+        rule, refinement = decide(request)
+        plan = rule_plan(request, refinement, refiner=self.name, rule=rule.name)
+        return replace(refinement, plan=plan)
