@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,17 +25,22 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """The admin URL of a private server for this test run (or TEST_DATABASE_ADMIN_URL)."""
     if os.environ.get("TEST_DATABASE_ADMIN_URL"):
         yield os.environ["TEST_DATABASE_ADMIN_URL"]
         return
     import pgserver
 
-    data_dir = tmp_path_factory.mktemp("pg")
+    # Outside pytest's basetemp: a concurrent pytest run prunes old basetemp folders, and a
+    # postmaster whose data directory lock file vanishes shuts itself down mid-run.
+    data_dir = Path(tempfile.mkdtemp(prefix="easel-pg-"))
     server = pgserver.get_server(data_dir / "postgres", cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
