@@ -142,6 +142,7 @@ def build_store(settings: Settings) -> ObjectStore:
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             path_style=settings.s3_path_style,
+            public_url=settings.s3_public_url,
         )
     from adapters.storage.local import LocalObjectStore
 

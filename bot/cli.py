@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="claim and run generations")
     worker.add_argument("--concurrency", type=int, help="generations at once in this process")
     sub.add_parser("web", help="webhooks, Slack HTTP mode, health and metrics")
+    sub.add_parser("health", help="ask this machine's Easel process if it is ready (exit 0/1)")
     sub.add_parser("migrate", help="apply pending database migrations")
     models = sub.add_parser("models", help="the model catalog and which models are available")
     models.add_argument("--check", action="store_true",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 import uuid
@@ -50,6 +51,14 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
             platform.say("Easel chat — " + "type what to draw; /help for commands.")
         turns = lines_from(args.prompt) if args.prompt else lines_from_stdin(interactive)
         return await chat.run(turns, model=args.model)
+
+
+async def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.health import probe
+
+    ready, line = await asyncio.to_thread(probe, settings)
+    print(line)
+    return 0 if ready else 1
 
 
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from bot.app import App, bootstrap, check_catalog_at_start
 from bot.checks import check_slack_inbound
+from bot.health import health_app, serve_health
 from bot.settings import Settings
 from core.ports import ChatPlatform
 from core.sweeper import run_sweeper, sweep
@@ -33,6 +34,8 @@ NO_PLATFORM = (
     "with SLACK_APP_TOKEN or SLACK_SIGNING_SECRET (Slack); see the README's Configuration. "
     "To try Easel with no accounts at all, run `easel chat`."
 )
+
+WAITING_FOR = "a chat platform: DISCORD_TOKEN or SLACK_BOT_TOKEN (then restart)"
 
 # Each inbound adapter registers how to start itself: (app, web_app, stop) -> task body.
 Gateway = Callable[[App, web.Application | None, asyncio.Event], Coroutine[Any, Any, None]]
@@ -90,7 +93,12 @@ async def run_roles(
         # Under a supervisor (compose), idle until restarted with tokens instead of crash-looping.
         print("easel: EASEL_WAIT_FOR_CONFIG is set: waiting; restart this process once "
               "the settings are in place", file=sys.stderr)
+        waiting = None
+        if settings.health_port:
+            waiting = await serve_health(health_app(None, waiting_for=WAITING_FOR), settings)
         await stop.wait()
+        if waiting is not None:
+            await waiting.cleanup()
         return 0
     async with bootstrap(settings, platforms=platforms) as app:
         if roles & {"gateway", "worker"}:
@@ -119,6 +127,9 @@ async def run_roles(
             await runner.setup()
             await web.TCPSite(runner, settings.web_host, settings.web_port).start()
             log.info("web server on %s:%s", settings.web_host, settings.web_port)
+        health = None
+        if settings.health_port and (web_app is None or settings.health_port != settings.web_port):
+            health = await serve_health(health_app(app.runtime), settings)
         if "worker" in roles:
             await sweep(app.runtime)
             worker = Worker(app.runtime, concurrency=concurrency)
@@ -129,8 +140,9 @@ async def run_roles(
         log.info("shutting down")
         if worker is not None:
             worker.stop()
-        if runner is not None:
-            await runner.cleanup()
+        for served in (runner, health):
+            if served is not None:
+                await served.cleanup()
         # `easel web` has no task of its own (the runner serves), and wait() refuses an empty set.
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s + 5)

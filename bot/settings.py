@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(None, validation_alias="S3_ENDPOINT_URL")
     s3_region: str | None = Field(None, validation_alias="S3_REGION")
     s3_path_style: bool = Field(False, validation_alias="S3_PATH_STYLE")
+    s3_public_url: str | None = Field(None, validation_alias="S3_PUBLIC_URL")
     public_url: str | None = Field(None, validation_alias="PUBLIC_URL")
 
     # --- Easel's own ---
@@ -83,6 +84,7 @@ class Settings(BaseSettings):
     web_port: int = Field(8080, ge=0, le=65535, validation_alias="EASEL_WEB_PORT")
     log_format: Literal["plain", "json"] = Field("plain", validation_alias="EASEL_LOG_FORMAT")
     log_level: str = Field("INFO", validation_alias="EASEL_LOG_LEVEL")
+    health_port: int | None = Field(None, ge=1, le=65535, validation_alias="EASEL_HEALTH_PORT")
     wait_for_config: bool = Field(False, validation_alias="EASEL_WAIT_FOR_CONFIG")
 
     @field_validator("log_level")

@@ -66,11 +66,19 @@ class S3ObjectStore:
         path_style: bool = False,
         key_prefix: str = "",
         client: Any = None,
+        public_url: str | None = None,
     ) -> None:
         self.bucket = bucket
         self.key_prefix = key_prefix
         self._client = client or build_s3_client(
             endpoint_url=endpoint_url, region=region, path_style=path_style
+        )
+        # SigV4 signs the host, so a URL for people (a browser, Discord) is presigned by a
+        # client of the public endpoint (S3_PUBLIC_URL), not rewritten after signing.
+        # Presigning makes no request: this client never talks to the network.
+        self._presigner = (
+            build_s3_client(endpoint_url=public_url, region=region, path_style=path_style)
+            if public_url else self._client
         )
 
     def _full_key(self, key: str) -> str:
@@ -109,7 +117,7 @@ class S3ObjectStore:
         result: str = await self._call(
             "presign",
             key,
-            lambda: self._client.generate_presigned_url(
+            lambda: self._presigner.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": self.bucket, "Key": self._full_key(key)},
                 ExpiresIn=expires_in,
