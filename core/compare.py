@@ -43,6 +43,7 @@ UPDATE compare_groups c SET finisher = $2, finish_until = now() + make_interval(
 FROM sessions s
 WHERE c.id = $1 AND s.id = c.session_id AND c.finished_at IS NULL
   AND (c.finish_until IS NULL OR c.finish_until < now())
+  AND c.platform = ANY($4::text[]) AND ($5::text IS NULL OR s.channel = $5)
   AND NOT EXISTS (SELECT 1 FROM generations g WHERE g.compare_group = c.id
                     AND g.status IN ('queued', 'running', 'waiting'))
 RETURNING c.*, s.workspace, s.channel, s.thread
@@ -132,11 +133,13 @@ class GroupReporter(StatusReporter):
 async def finish_group(rt: Runtime, group: str) -> bool:
     """If every member is done and nobody else is finishing: post the results. True if we did."""
     finisher = f"{socket.gethostname()}:{os.getpid()}"
-    row = await rt.pool.fetchrow(TAKE_FINISH, group, finisher, FINISH_LEASE_S)
+    # Only a process that can tell the thread takes the finish (never another terminal's).
+    row = await rt.pool.fetchrow(TAKE_FINISH, group, finisher, FINISH_LEASE_S,
+                                 list(rt.platforms), rt.only_channel)
     if row is None:
         return False
     thread = ThreadRef(row["platform"], row["workspace"], row["channel"], row["thread"])
-    platform = rt.platforms.get(thread.platform)
+    platform = rt.platform_for(thread)
     if platform is None:
         return False
     group_members = await members(rt.pool, group)

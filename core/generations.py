@@ -18,13 +18,13 @@ from core.models import MessageRef, Stage, Status, ThreadRef
 
 NOTIFY_CHANNEL = "easel_generations"
 
-CLAIM = """
+_CLAIM = """
 WITH next AS (
-    SELECT id FROM generations
-    WHERE status = 'queued' AND run_after <= now() AND platform = ANY($4::text[])
-    ORDER BY run_after, id
+    SELECT g.id FROM generations g{join}
+    WHERE g.status = 'queued' AND g.run_after <= now() AND g.platform = ANY($4::text[]){only}
+    ORDER BY g.run_after, g.id
     LIMIT $2
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF g SKIP LOCKED
 )
 UPDATE generations g SET status = 'running', claims = g.claims + 1,
     attempts = g.attempts + CASE WHEN g.external_id IS NULL THEN 1 ELSE 0 END,
@@ -34,6 +34,11 @@ FROM next, sessions s
 WHERE g.id = next.id AND s.id = g.session_id
 RETURNING g.*, s.workspace, s.channel, s.thread
 """
+CLAIM = _CLAIM.format(join="", only="")
+# A process that serves one channel only (each `easel chat` its own terminal) claims only
+# the generations of that channel's threads.
+CLAIM_IN_CHANNEL = _CLAIM.format(join=" JOIN sessions s ON s.id = g.session_id",
+                                 only=" AND s.channel = $5")
 
 WORKER_FENCE = "claims = $2 AND status = 'running'"
 # The sweeper may finish a job only while nobody holds a live lease on it.
@@ -196,10 +201,15 @@ class Job:
 
 
 async def claim(
-    pool: asyncpg.Pool, worker_id: str, limit: int, lease_s: float, platforms: list[str]
+    pool: asyncpg.Pool, worker_id: str, limit: int, lease_s: float, platforms: list[str],
+    channel: str | None = None,
 ) -> list[Job]:
-    """Claim up to `limit` due generations of `platforms` with one SKIP LOCKED statement."""
-    rows = await pool.fetch(CLAIM, worker_id, limit, lease_s, platforms)
+    """Claim up to `limit` due generations of `platforms` (of `channel` only, when given)
+    with one SKIP LOCKED statement."""
+    if channel is None:
+        rows = await pool.fetch(CLAIM, worker_id, limit, lease_s, platforms)
+    else:
+        rows = await pool.fetch(CLAIM_IN_CHANNEL, worker_id, limit, lease_s, platforms, channel)
     return [Job.from_row(row) for row in rows]
 
 

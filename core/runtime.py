@@ -15,7 +15,7 @@ import asyncpg
 from core.catalog import Catalog
 from core.config import CoreConfig
 from core.dbhealth import DatabaseHealth
-from core.models import Button, ModelSpec
+from core.models import Button, ModelSpec, ThreadRef
 from core.ports import ChatPlatform, ImageProvider, ObjectStore, PromptRefiner
 
 
@@ -35,6 +35,15 @@ class Runtime:
     intake_pool: asyncpg.Pool | None = None
     # Whether this process reaches its database (shared by every loop; /readyz shows it).
     health: DatabaseHealth = field(default_factory=DatabaseHealth)
+    # Set when this process serves the threads of one channel only (each `easel chat` has
+    # a terminal of its own): it claims, finishes and tells only that channel's work.
+    only_channel: str | None = None
+
+    def platform_for(self, thread: ThreadRef) -> ChatPlatform | None:
+        """The platform that tells `thread` what happened, if this process serves it."""
+        if self.only_channel is not None and thread.channel != self.only_channel:
+            return None
+        return self.platforms.get(thread.platform)
 
     @property
     def available_providers(self) -> frozenset[str]:

@@ -132,7 +132,7 @@ async def _fail(rt: Runtime, job: q.Job, error: EaselError) -> bool:
     if job.compare_group:
         await finish_group(rt, job.compare_group)
         return True
-    platform = rt.platforms.get(job.thread.platform)
+    platform = rt.platform_for(job.thread)
     if platform is None:
         log.warning("generation %s failed but no %s adapter here to say so",
                     job.id, job.thread.platform)
@@ -154,7 +154,7 @@ async def show_unshown_finals(rt: Runtime) -> int:
     shown = 0
     for row in await rt.pool.fetch(UNSHOWN, rt.config.lease_s):
         job = q.Job.from_row(row)
-        platform = rt.platforms.get(job.thread.platform)
+        platform = rt.platform_for(job.thread)
         if platform is None or job.status_message is None:
             continue
         model = rt.catalog.get(job.model)

@@ -135,7 +135,8 @@ class Worker:
         if free <= 0:
             return 0
         jobs = await q.claim(
-            self.rt.pool, self.id, free, self.rt.config.lease_s, list(self.rt.platforms)
+            self.rt.pool, self.id, free, self.rt.config.lease_s, list(self.rt.platforms),
+            self.rt.only_channel,
         )
         for job in jobs:
             claim = Claim(job.id, job.claims, self.rt.config.lease_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -78,3 +79,49 @@ async def test_compare_and_continue_in_the_console(database_url: str, tmp_path: 
     finally:
         await conn.close()
     assert (rows[2]["model"], rows[2]["parent_id"]) == ("pencil", rows[1]["id"])
+
+
+def _chat_env(database_url: str, data_dir: Path) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "EASEL_DATA_DIR": str(data_dir)}
+    for key in ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "REPLICATE_API_TOKEN",
+                "S3_BUCKET", "EASEL_MODELS_FILE"):
+        env.pop(key, None)
+    return env
+
+
+async def test_two_chats_at_once_each_get_only_their_own_images(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A waits at its prompt (its worker idle) while B makes three images: before, A's worker
+    took B's work and B's images and statuses appeared in A's terminal."""
+    env = _chat_env(database_url, tmp_path)
+    first = subprocess.Popen([sys.executable, "-m", "bot.cli", "chat"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert first.stdin is not None and first.stdout is not None
+        first.stdin.write("a red fox\n")
+        first.stdin.flush()
+        seen = []
+        while not any(line.startswith("✅ Done") for line in seen):
+            line = await asyncio.to_thread(first.stdout.readline)
+            assert line, "the first chat ended early"
+            seen.append(line)
+        second = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "bot.cli", "chat", "--prompt", "a boat on the sea",
+             "--prompt", "/new", "--prompt", "a house on a hill", "--prompt", "/new",
+             "--prompt", "a hot air balloon"],
+            capture_output=True, text=True, env=env, timeout=120, check=False)
+        rest, err = await asyncio.to_thread(first.communicate, "make it night\n", 120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    mine = "".join(seen) + rest
+    print(mine, second.stdout, sep="\n---\n")
+    assert first.returncode == 0 and second.returncode == 0, err + second.stderr
+    assert len(re.findall(r"Image: \S+\.png", second.stdout)) == 3
+    assert second.stdout.count("✅ Done") == 3
+    assert len(re.findall(r"Image: \S+\.png", mine)) == 2 and mine.count("✅ Done") == 2
+    for other in ("boat", "house", "balloon"):
+        assert other not in mine
+    assert "fox" not in second.stdout and "night" not in second.stdout

@@ -51,12 +51,16 @@ class ConsoleChat:
         self.easel = Easel(runtime)
         self.platform = platform
         self.user = UserRef("console", "", user or getpass.getuser(), user or getpass.getuser())
+        # This terminal's threads share a channel no other `easel chat` has: its worker claims,
+        # finishes and shows only them, so two chats at once never see each other's work.
+        self.channel = f"terminal-{uuid.uuid4().hex[:12]}"
+        runtime.only_channel = self.channel
         self.thread = self._new_thread()
         self.failures = 0
         self.answered = 0
 
     def _new_thread(self) -> ThreadRef:
-        return ThreadRef("console", "", "terminal", uuid.uuid4().hex[:12])
+        return ThreadRef("console", "", self.channel, uuid.uuid4().hex[:12])
 
     async def run(self, turns: AsyncIterator[str], *, model: str | None = None) -> int:
         """Answer every turn; exit status 0 when each one got an image or a command answer."""
