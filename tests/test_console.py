@@ -95,7 +95,7 @@ async def test_two_chats_at_once_each_get_only_their_own_images(
     """A waits at its prompt (its worker idle) while B makes three images: before, A's worker
     took B's work and B's images and statuses appeared in A's terminal."""
     env = _chat_env(database_url, tmp_path)
-    first = subprocess.Popen([sys.executable, "-m", "bot.cli", "chat"], stdin=subprocess.PIPE,
+    first = subprocess.Popen([sys.executable, "-m", "bot.cli", "chat"], stdin=subprocess.PIPE,  # noqa: ASYNC220
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert first.stdin is not None and first.stdout is not None
