@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
@@ -29,24 +28,6 @@ u AS (
     SELECT user_id, 'grant', $5, 'starter grant', 'starter:' || user_id FROM a
 )"""
 UPSERT_USER = f"WITH {_USER_CTES} SELECT id FROM u"
-
-# A turn's user and session in one round trip ($6-$9 the thread, $10 the default model).
-# A turn in one round trip: the user (new users get the starter grant), the thread's
-# session ($6-$9 the thread, $10 the default model) and the message ($11-$13). Submit
-# runs it in its transaction, so a refused turn leaves none of it behind.
-OPEN_TURN = f"""
-WITH {_USER_CTES}, s AS (
-    INSERT INTO sessions (platform, workspace, channel, thread, model, created_by)
-    SELECT $6, $7, $8, $9, $10, id FROM u
-    ON CONFLICT (platform, workspace, channel, thread) DO UPDATE SET deleted_at = NULL
-    RETURNING id, model, head_generation_id
-), m AS (
-    INSERT INTO messages (session_id, role, user_id, text, attachments, platform_message_id)
-    SELECT s.id, 'user', u.id, $11, $12, $13 FROM u, s
-    RETURNING id
-)
-SELECT u.id AS user_id, s.id, s.model, s.head_generation_id, m.id AS message_id FROM u, s, m
-"""
 
 UPSERT_SESSION = """
 INSERT INTO sessions (platform, workspace, channel, thread, model, created_by)
@@ -96,35 +77,6 @@ async def upsert_session(
     )
     assert row is not None
     return SessionInfo(row["id"], row["model"], row["head_generation_id"])
-
-
-@dataclass(frozen=True)
-class OpenedTurn:
-    user_id: int
-    session: SessionInfo
-    message_id: int
-
-
-async def open_turn(
-    conn: asyncpg.Connection,
-    user: UserRef,
-    thread: ThreadRef,
-    text: str,
-    *,
-    attachments: list[dict[str, Any]],
-    platform_message_id: str | None,
-    starter_credits: int,
-    default_model: str,
-) -> OpenedTurn:
-    """Store a person's message in the thread's session, creating user and session as needed."""
-    row = await conn.fetchrow(
-        OPEN_TURN, user.platform, user.workspace, user.external_id, user.display_name,
-        starter_credits, thread.platform, thread.workspace, thread.channel, thread.thread,
-        default_model, text, attachments, platform_message_id,
-    )
-    assert row is not None
-    session = SessionInfo(row["id"], row["model"], row["head_generation_id"])
-    return OpenedTurn(int(row["user_id"]), session, int(row["message_id"]))
 
 
 async def find_session(conn: asyncpg.Connection, thread: ThreadRef) -> SessionInfo | None:

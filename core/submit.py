@@ -9,6 +9,7 @@ returns the generation it made the first time and charges nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from dataclasses import dataclass, replace
 from datetime import date
@@ -16,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from core import credits, sessions
+from core import thread_facts
 from core.catalog import Catalog
 from core.config import CoreConfig
 from core.errors import (
@@ -28,6 +29,7 @@ from core.errors import (
     NotFound,
     NothingToRefine,
     RateLimited,
+    Refusal,
     TooManyActive,
 )
 from core.generations import NOTIFY_CHANNEL
@@ -52,37 +54,13 @@ FROM accounts a WHERE a.user_id = $1
 FOR UPDATE OF a
 """
 
-# Reserves the credits ($14) and queues the generation in one statement: the account is
-# debited only if it holds enough, and the generation, its reservation and the ledger
-# entry are written only then. `debited` without a generation means the same event was
-# queued a moment ago by someone else (the caller's transaction then rolls back).
-RESERVE_AND_QUEUE = f"""
-WITH {credits.debit_cte("$3", "$14")}, rid AS (
-    SELECT nextval(pg_get_serial_sequence('reservations', 'id')) AS id FROM debit
-), g AS (
-    INSERT INTO generations (session_id, message_id, user_id, platform, source_event, model,
-        params, intent, user_prompt, parent_id, compare_group, max_attempts, deadline_at,
-        reservation_id, cost, status_message)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-        now() + make_interval(secs => $13), rid.id, $14, $15
-    FROM rid
-    ON CONFLICT (platform, source_event) DO NOTHING
-    RETURNING id AS generation_id, reservation_id AS id
-), {credits.reservation_ctes("g", "$3", "$14", "$16", "$17")}, m AS (
-    UPDATE messages SET generation_id = g.generation_id FROM g WHERE messages.id = $2
-)
-SELECT (SELECT generation_id FROM g) AS generation_id, EXISTS (SELECT 1 FROM debit) AS debited,
-       (SELECT available FROM accounts WHERE user_id = $3) AS available,
-       (SELECT pg_notify($18, generation_id::text) FROM g) AS notified
-"""
+# The whole turn in one statement (migration 0015): `$2` what the plan assumed of the
+# thread, `$3` the generations to queue. Refusals come back as errors EA000-EA004.
+SUBMIT = "SELECT sid, ids FROM easel_submit($1::jsonb, $2::jsonb, $3::jsonb)"
+REPLAN, DUPLICATE, TOO_MANY, RATE, INSUFFICIENT = "EA000", "EA001", "EA002", "EA003", "EA004"
+PLAN_ATTEMPTS = 3  # a thread changing under every attempt is a bug, not a race
 
 MAX_COMPARE = 4
-
-PARENT = """
-SELECT id, session_id, model, params, refined_prompt, user_prompt, status
-FROM generations WHERE id = $1
-"""
-
 
 @dataclass(frozen=True)
 class Upload:
@@ -125,11 +103,6 @@ class Submitted:
     compare_group: str | None = None
 
 
-class _Duplicate(Exception):
-    def __init__(self, generation_id: int) -> None:
-        self.generation_id = generation_id
-
-
 def _seed(source_event: str) -> int:
     return int.from_bytes(hashlib.sha256(source_event.encode()).digest()[:4], "big")
 
@@ -143,58 +116,127 @@ async def submit(
     available_providers: frozenset[str],
     upload_keys: list[dict[str, Any]] | None = None,
 ) -> Submitted:
-    """Queue one generation for `request`, or raise the Refusal to show the person."""
+    """Queue one generation for `request`, or raise the Refusal to show the person.
+
+    One round trip when the thread is as this process last saw it (always for a new
+    thread): the plan is made from those facts and easel_submit() checks them; when they
+    differ it answers with the facts and the plan is made again."""
     request = with_inline_options(made_safe(request))
     text = request.text.strip()
     if is_blank(text):
         text = ""  # only zero-width or other invisible characters: nothing was asked
     if not text and request.action is None and not request.uploads:
         raise EmptyPrompt()
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            return await _submit_in(
-                conn, catalog, config, request, text, available_providers, upload_keys or []
-            )
-    except _Duplicate as duplicate:
-        return await _existing(pool, catalog, duplicate.generation_id)
-
-
-async def _submit_in(
-    conn: asyncpg.Connection,
-    catalog: Catalog,
-    config: CoreConfig,
-    request: SubmitRequest,
-    text: str,
-    available_providers: frozenset[str],
-    upload_keys: list[dict[str, Any]],
-) -> Submitted:
-    turn = await sessions.open_turn(
-        conn, request.user, request.thread, text, attachments=upload_keys,
-        platform_message_id=request.platform_message_id,
-        starter_credits=config.starter_credits, default_model=config.default_model,
-    )
-    user_id, session, message_id = turn.user_id, turn.session, turn.message_id
+    facts, confirmed = thread_facts.assumed(request.thread, request.target_generation_id,
+                                            config.default_model), False
     compare = _compare_models(request.compare)
     events = [f"{request.source_event}#{m}" for m in compare] or [request.source_event]
-    limits = await conn.fetchrow(LIMITS, user_id, request.thread.platform, events[0])
-    assert limits is not None
-    if limits["existing"] is not None:
-        raise _Duplicate(limits["existing"])
-    if limits["active"] + len(events) > config.max_active:
-        raise TooManyActive(config.max_active)
-    if limits["recent"] + len(events) > config.rate_per_minute:
-        raise RateLimited(config.rate_per_minute)
+    for _ in range(PLAN_ATTEMPTS):
+        try:
+            plan: _Plan | None = _plan(catalog, config, request, text, facts, compare, events,
+                                       available_providers)
+        except Refusal:
+            if confirmed:
+                raise
+            plan = None  # perhaps only because the facts were guessed: ask for them
+        turn = _turn(config, request, text, events[0], upload_keys or [], plan)
+        try:
+            row = await pool.fetchrow(SUBMIT, turn, facts, plan.items if plan else None)
+        except asyncpg.PostgresError as error:
+            code = getattr(error, "sqlstate", None)
+            detail = getattr(error, "detail", None) or ""
+            if code == REPLAN:
+                actual = json.loads(detail)
+                existing = actual.pop("existing")
+                if existing is not None:  # a repeated event: what it made the first time
+                    return await _existing(pool, catalog, int(existing))
+                facts, confirmed = thread_facts.learned(request.thread, actual), True
+                continue
+            _refuse(code, detail, getattr(error, "hint", None), config)
+            if code == DUPLICATE:
+                return await _existing(pool, catalog, int(detail))
+            raise
+        assert row is not None and plan is not None
+        ids = [int(i) for i in row["ids"]]
+        thread_facts.queued(request.thread, facts, plan.session_model, plan.head(ids[0]))
+        return Submitted(
+            ids[0], int(row["sid"]), plan.models[0], plan.resolution, plan.aspect, plan.cost,
+            generation_ids=tuple(ids), compare_group=plan.group if compare else None,
+        )
+    raise RuntimeError(f"the thread changed under {PLAN_ATTEMPTS} submits in a row")
 
-    parent_id = request.target_generation_id or session.head_generation_id
-    parent = await conn.fetchrow(PARENT, parent_id) if parent_id else None
+
+def _refuse(code: str | None, detail: str, hint: str | None, config: CoreConfig) -> None:
+    """Raise the Refusal easel_submit() answered with, if it was one."""
+    if code == TOO_MANY:
+        raise TooManyActive(config.max_active)
+    if code == RATE:
+        raise RateLimited(config.rate_per_minute)
+    if code == INSUFFICIENT:
+        raise InsufficientCredits(int(hint or 0), int(detail or 0))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a turn queues, made from the facts of its thread."""
+
+    items: list[dict[str, Any]]
+    models: list[ModelSpec]
+    aspect: str
+    resolution: str
+    cost: int
+    group: str | None
+    set_model: str | None
+    session_model: str
+    compare: dict[str, Any] | None
+
+    def head(self, generation_id: int) -> dict[str, Any] | None:
+        """The parent facts the next turn sees if this one succeeds (a compare sets none)."""
+        if self.compare is not None:
+            return None
+        item = self.items[0]
+        return {"id": generation_id, "model": item["model"], "user_prompt": item["user_prompt"],
+                **{k: item["params"][k] for k in ("aspect_ratio", "resolution", "seed")}}
+
+
+def _turn(
+    config: CoreConfig, request: SubmitRequest, text: str, event0: str,
+    upload_keys: list[dict[str, Any]], plan: _Plan | None,
+) -> dict[str, Any]:
+    user, thread = request.user, request.thread
+    return {
+        "user_platform": user.platform, "user_workspace": user.workspace,
+        "external_id": user.external_id, "display_name": user.display_name,
+        "starter": config.starter_credits, "platform": thread.platform,
+        "workspace": thread.workspace, "channel": thread.channel, "thread": thread.thread,
+        "default_model": config.default_model, "text": text, "attachments": upload_keys,
+        "platform_message_id": request.platform_message_id,
+        "target_id": request.target_generation_id, "event0": event0,
+        "max_active": config.max_active, "rate": config.rate_per_minute,
+        "max_attempts": config.max_attempts, "timeout_s": config.generation_timeout_s,
+        "ttl_s": config.reservation_ttl_s, "notify": NOTIFY_CHANNEL,
+        "status_message": request.status_message.to_json() if request.status_message else None,
+        "uploads": upload_keys,
+        "set_model": plan.set_model if plan else None,
+        "compare": plan.compare if plan else None,
+        "group": plan.group if plan else None,
+    }
+
+
+def _plan(
+    catalog: Catalog, config: CoreConfig, request: SubmitRequest, text: str,
+    facts: dict[str, Any], compare: tuple[str, ...], events: list[str],
+    available_providers: frozenset[str],
+) -> _Plan:
+    """The generations a turn queues, given what is known of its thread (or a Refusal)."""
+    parent: dict[str, Any] | None = facts["parent"]
+    session_model = str(facts["model"])
     if request.target_generation_id and parent is None:
         raise NotFound()
     intent = request.action or Intent.NEW
     if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and parent is None:
         raise NothingToRefine()
-    names = list(compare) or [
-        request.model or _default_model_for(intent, parent, session.model)
-    ]
+    names = list(compare) or [request.model or _default_model_for(intent, parent, session_model)]
     models = [catalog.get(name) for name in names]
     for model in models:
         if model.provider not in available_providers:
@@ -203,10 +245,10 @@ async def _submit_in(
             raise ModelRetired(model.display_name, model.retires)
         if request.uploads and not model.can_edit:
             raise BadOption(f"{model.display_name} cannot edit images; pick a model that can.")
-    if request.model and request.model != session.model and not compare:
-        await sessions.set_model(conn, session.id, models[0].name)
+    set_model = (models[0].name if request.model and request.model != session_model
+                 and not compare else None)
 
-    parent_params: dict[str, Any] = dict(parent["params"]) if parent else {}
+    parent_params: dict[str, Any] = parent or {}
     said_aspect, said_resolution = size_words(text)
     wanted_aspect = normalise_aspect(
         request.aspect_ratio
@@ -230,58 +272,21 @@ async def _submit_in(
         f"{request.thread.platform}:{request.source_event}" if compare else None
     )
     costs = [m.cost(resolution) for m, (_, resolution) in zip(models, sizes, strict=True)]
-    if compare:
-        await conn.execute(
-            """INSERT INTO compare_groups (id, session_id, platform, models, cost, status_message)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            group, session.id, request.thread.platform, [m.name for m in models], sum(costs),
-            request.status_message.to_json() if request.status_message else None,
-        )
     seed = _seed_for(request, intent, parent_params, models[0])
-    ids = []
-    for model, (aspect, resolution), cost, event in zip(models, sizes, costs, events, strict=True):
-        row = await conn.fetchrow(
-            RESERVE_AND_QUEUE,
-            session.id,
-            message_id,
-            user_id,
-            request.thread.platform,
-            event,
-            model.name,
-            {"aspect_ratio": aspect, "resolution": resolution, "seed": seed},
-            intent.value,
-            text or (parent["user_prompt"] if parent else ""),
-            parent["id"] if parent else None,
-            group,
-            config.max_attempts,
-            config.generation_timeout_s,
-            cost,
-            request.status_message.to_json() if request.status_message else None,
-            config.reservation_ttl_s,
-            f"{model.name} {resolution}",
-            NOTIFY_CHANNEL,
-        )
-        assert row is not None
-        if not row["debited"]:
-            raise InsufficientCredits(cost, int(row["available"] or 0))
-        if row["generation_id"] is None:  # the same event raced us since the check
-            raise _Duplicate(await _find_existing(conn, request.thread.platform, event))
-        ids.append(int(row["generation_id"]))
-    if upload_keys:
-        await conn.execute(
-            """INSERT INTO assets (message_id, kind, idx, object_key, content_type,
-                                   size_bytes, sha256)
-               SELECT $1, 'upload', ord - 1, u->>'key', u->>'content_type',
-                      (u->>'size_bytes')::bigint, u->>'sha256'
-               FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(u, ord)
-               ON CONFLICT (object_key) DO NOTHING""",
-            message_id,
-            upload_keys,
-        )
-    aspect, resolution = sizes[0]
-    return Submitted(
-        ids[0], session.id, models[0], resolution, aspect, sum(costs),
-        generation_ids=tuple(ids), compare_group=group if compare else None,
+    items = [
+        {"event": event, "model": model.name, "intent": intent.value,
+         "params": {"aspect_ratio": aspect, "resolution": resolution, "seed": seed},
+         "user_prompt": text or (parent["user_prompt"] if parent else ""),
+         "parent_id": parent["id"] if parent else None, "cost": cost,
+         "reason": f"{model.name} {resolution}"}
+        for model, (aspect, resolution), cost, event in zip(models, sizes, costs, events,
+                                                            strict=True)
+    ]
+    return _Plan(
+        items, models, sizes[0][0], sizes[0][1], sum(costs), group, set_model,
+        set_model or session_model,
+        {"id": group, "models": [m.name for m in models], "cost": sum(costs)}
+        if compare else None,
     )
 
 
@@ -348,7 +353,7 @@ def _compare_models(names: tuple[str, ...]) -> tuple[str, ...]:
     return distinct
 
 
-def _default_model_for(intent: Intent, parent: asyncpg.Record | None, session_model: str) -> str:
+def _default_model_for(intent: Intent, parent: dict[str, Any] | None, session_model: str) -> str:
     # Buttons on an image act with that image's model; turns use the session's.
     if parent is not None and intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE):
         return str(parent["model"])
@@ -369,15 +374,6 @@ def _fit_to_model(
     if aspect not in model.aspect_ratios:
         aspect = model.aspect_ratios[0]
     return aspect, resolution
-
-
-async def _find_existing(conn: asyncpg.Connection, platform: str, source_event: str) -> int:
-    generation_id = await conn.fetchval(
-        "SELECT id FROM generations WHERE platform = $1 AND source_event = $2",
-        platform,
-        source_event,
-    )
-    return int(generation_id)
 
 
 async def _existing(pool: asyncpg.Pool, catalog: Catalog, generation_id: int) -> Submitted:
