@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from core import tiers
-from core.errors import UnknownModel
+from core.errors import ModelRetired, ModelUnavailable, UnknownModel
 from core.models import RESOLUTIONS, ModelSpec, RefinerSpec
 
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21", "5:4", "4:5")
@@ -44,6 +44,20 @@ class Catalog:
             if model.name == name.lower().strip():
                 return model
         raise UnknownModel(name, self.names())
+
+    def usable(self, name: str, providers: Collection[str], today: date) -> ModelSpec:
+        """The model called `name` if this Easel can use it; else the refusal that says why
+        (unknown, not configured, retired), naming the models that can be used."""
+        usable = [m.name for m in self.models if m.provider in providers and not m.is_retired(today)]
+        try:
+            model = self.get(name)
+        except UnknownModel:
+            raise UnknownModel(name, usable) from None
+        if model.provider not in providers:
+            raise ModelUnavailable(model.name, usable)
+        if model.is_retired(today):
+            raise ModelRetired(model.display_name, model.retires)
+        return model
 
     def names(self) -> list[str]:
         return [m.name for m in self.models]

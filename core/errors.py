@@ -64,19 +64,29 @@ class RateLimited(Refusal):
         )
 
 
+def _usable(models: list[str]) -> str:
+    return f" Models you can use here: {', '.join(models)}." if models else ""
+
+
 class UnknownModel(Refusal):
+    """No model of that name in the catalog (`known`: the models this Easel can use)."""
+
     kind = "unknown_model"
 
     def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"There is no model called '{shown(name)}'. Models: {', '.join(known)}.")
+        super().__init__(f"There is no model called '{shown(name)}'.{_usable(known)}")
 
 
 class ModelUnavailable(Refusal):
+    """In the catalog, but its provider's key is not set here; the same sentence wherever
+    the model is asked for (/model, a compare, --model, a Discord option)."""
+
     kind = "model_unavailable"
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, usable: list[str] | None = None) -> None:
         super().__init__(
             f"The model '{shown(name)}' is not configured on this Easel (its API key is not set)."
+            + _usable(usable or [])
         )
 
 
@@ -106,6 +116,24 @@ class NothingToRefine(Refusal):
 class EmptyPrompt(Refusal):
     kind = "empty_prompt"
     default_message = "Tell me what to draw, e.g. `a lighthouse at dusk, oil painting`."
+
+
+class NothingToContinue(Refusal):
+    """`continue` in a thread without a compare, or naming a model the compare did not use."""
+
+    kind = "nothing_to_continue"
+    default_message = (
+        "There is no compare in this thread to continue from. Compare two models first "
+        "(for example /compare sketch,ink a fox at dusk), then continue with one of them."
+    )
+
+    @classmethod
+    def not_in_compare(cls, choice: str, models: list[str]) -> NothingToContinue:
+        """`choice` names no image of the thread's compare (empty: none was named)."""
+        if not choice.strip():
+            return cls(f"Say which image to continue with: {', '.join(models)}.")
+        return cls(f"The compare in this thread has no image from '{shown(choice)}'. "
+                   f"Continue with one of: {', '.join(models)}.")
 
 
 class NotFound(Refusal):

@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from core import credits, sessions
-from core.errors import FlowUnavailable, NotAllowed, NotFound, UnknownModel
+from core.errors import FlowUnavailable, NotAllowed, NotFound
 from core.flow import sign_flow_token
 from core.links import GrantKind, sign_link
 from core.models import ModelSpec, ThreadRef, UserRef
@@ -113,9 +114,7 @@ class Easel:
 
     async def set_model(self, thread: ThreadRef, user: UserRef, name: str) -> ModelSpec:
         """Switch the thread's session to model `name` (the session is created if needed)."""
-        model = self.rt.catalog.get(name)
-        if model not in self.rt.available_models():
-            raise UnknownModel(name, [m.name for m in self.rt.available_models()])
+        model = self.rt.catalog.usable(name, self.rt.available_providers, date.today())
         async with self.rt.pool.acquire() as conn, conn.transaction():
             user_id = await sessions.upsert_user(conn, user, self.rt.config.starter_credits)
             session = await sessions.upsert_session(conn, thread, model.name, user_id)

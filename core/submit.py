@@ -24,8 +24,6 @@ from core.errors import (
     BadOption,
     EmptyPrompt,
     InsufficientCredits,
-    ModelRetired,
-    ModelUnavailable,
     NotFound,
     NothingToRefine,
     RateLimited,
@@ -237,12 +235,8 @@ def _plan(
     if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and parent is None:
         raise NothingToRefine()
     names = list(compare) or [request.model or _default_model_for(intent, parent, session_model)]
-    models = [catalog.get(name) for name in names]
+    models = [catalog.usable(name, available_providers, date.today()) for name in names]
     for model in models:
-        if model.provider not in available_providers:
-            raise ModelUnavailable(model.name)
-        if model.is_retired(date.today()):
-            raise ModelRetired(model.display_name, model.retires)
         if request.uploads and not model.can_edit:
             raise BadOption(f"{model.display_name} cannot edit images; pick a model that can.")
     set_model = (models[0].name if request.model and request.model != session_model

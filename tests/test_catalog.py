@@ -130,3 +130,21 @@ def test_a_wrong_catalog_names_the_line(broken: str, says: str) -> None:
         parse_catalog("# top\n" + broken, "models.toml")
     assert says in str(error.value)
     assert "line" in str(error.value)
+
+
+def test_one_refusal_per_reason_naming_the_models_that_can_be_used() -> None:
+    """What /model, --model, a compare and Discord's options all answer (catalog.usable)."""
+    from core.errors import ModelUnavailable
+
+    catalog = load_catalog(None)
+    today = date(2026, 12, 2)
+    assert catalog.usable("Ink", {"sketch"}, today).name == "ink"
+    with pytest.raises(UnknownModel) as unknown:
+        catalog.usable("nosuch", {"sketch"}, today)
+    assert unknown.value.user_message == (
+        "There is no model called 'nosuch'. Models you can use here: sketch, ink.")
+    with pytest.raises(ModelUnavailable) as unconfigured:
+        catalog.usable("pro", {"sketch"}, today)
+    assert unconfigured.value.user_message == (
+        "The model 'pro' is not configured on this Easel (its API key is not set). "
+        "Models you can use here: sketch, ink.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import pytest
 from PIL import Image
 
 
@@ -45,13 +47,61 @@ async def test_piped_turns_make_two_images_in_one_session(database_url: str, tmp
     assert rows[0]["session_id"] == rows[1]["session_id"]
 
 
-async def test_prompt_flags_and_a_refusal_exit_non_zero(database_url: str, tmp_path: Path) -> None:
+async def test_prompt_flags_and_a_refusal_exit_zero(database_url: str, tmp_path: Path) -> None:
+    """A refused turn is an answer: the session is normal and exits 0."""
     ok = _chat(database_url, tmp_path, "--prompt", "a lighthouse at dusk, oil painting")
     assert ok.returncode == 0, ok.stderr
     assert "running on offline defaults" in ok.stderr
     bad = _chat(database_url, tmp_path, "--prompt", "/model nosuchmodel", "--prompt", "a boat")
-    assert bad.returncode != 0
-    assert "There is no model called 'nosuchmodel'" in bad.stdout
+    assert bad.returncode == 0, bad.stdout + bad.stderr
+    assert "There is no model called 'nosuchmodel'. Models you can use here: sketch, ink." in bad.stdout
+    assert len(re.findall(r"Image: (\S+\.png)", bad.stdout)) == 1
+
+
+async def test_model_messages_are_the_same_wherever_a_model_is_asked_for(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`pro` is in the catalog but its key is unset: /model, /compare and --model say so
+    in one sentence; `/model` alone shows the thread's model and the list; `/continue`
+    without a compare says there is none."""
+    result = _chat(database_url, tmp_path, stdin=(
+        "/model\n/model pro\n/compare sketch,pro a fox\na fox --model pro\n/continue sketch\n"
+        "/model ink\n/model\n"))
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    unconfigured = ("The model 'pro' is not configured on this Easel (its API key is not set). "
+                    "Models you can use here: sketch, ink.")
+    assert result.stdout.count(unconfigured) == 3
+    assert "There is no model called" not in result.stdout
+    assert "Model for this thread: Sketch (offline) (sketch). Switch with /model NAME:" in result.stdout
+    assert re.search(r"^\* sketch +Sketch \(offline\)$", result.stdout, re.M)
+    assert re.search(r"^\* ink +Ink", result.stdout, re.M)  # after /model ink
+    assert "There is no compare in this thread to continue from." in result.stdout
+    assert "no longer exists" not in result.stdout
+
+
+async def test_inline_options_are_honoured_and_left_out_of_the_prompt(
+    database_url: str, tmp_path: Path
+) -> None:
+    result = _chat(database_url, tmp_path, "--prompt", "a boat on the sea --ar 16:9",
+                   "--prompt", "make it stormy --ar 9:16", "--prompt", "with a bird --res 1k")
+    assert result.returncode == 0, result.stdout + result.stderr
+    paths = re.findall(r"Image: (\S+\.png)", result.stdout)
+    sizes = [Image.open(path).size for path in paths]
+    assert sizes[0][0] / sizes[0][1] == pytest.approx(16 / 9, rel=0.01)
+    assert sizes[1][0] / sizes[1][1] == pytest.approx(9 / 16, rel=0.01)
+    prompts = re.findall(r"^   Prompt: (.*)$", result.stdout, re.M)
+    assert prompts and not any("--" in prompt for prompt in prompts), prompts
+    assert prompts[-1] == "a boat on the sea, stormy, with a bird"
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT params, refined_prompt FROM generations ORDER BY id")
+    finally:
+        await conn.close()
+    params = [json.loads(r["params"]) if isinstance(r["params"], str) else r["params"] for r in rows]
+    assert [p["aspect_ratio"] for p in params] == ["16:9", "9:16", "9:16"]
+    assert params[2]["resolution"] == "1K"
+    assert not any("--" in r["refined_prompt"] for r in rows)
 
 
 async def test_compare_and_continue_in_the_console(database_url: str, tmp_path: Path) -> None:

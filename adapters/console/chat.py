@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 from adapters.console.platform import ConsolePlatform
-from core.errors import EaselError
+from core.errors import EaselError, NothingToContinue
 from core.models import Intent, Status, ThreadRef, UserRef
 from core.runtime import Runtime
 from core.service import Easel
@@ -63,7 +63,8 @@ class ConsoleChat:
         return ThreadRef("console", "", self.channel, uuid.uuid4().hex[:12])
 
     async def run(self, turns: AsyncIterator[str], *, model: str | None = None) -> int:
-        """Answer every turn; exit status 0 when each one got an image or a command answer."""
+        """Answer every turn; exit status 0 after a normal session (a refusal is an answer),
+        1 when an image could not be made."""
         worker = Worker(self.rt)
         await sweep(self.rt)
         work = asyncio.create_task(worker.run())
@@ -89,7 +90,9 @@ class ConsoleChat:
     async def command(self, text: str) -> None:
         name, _, rest = text.partition(" ")
         try:
-            if name == "/model":
+            if name == "/model" and not rest.strip():
+                await self.show_model()
+            elif name == "/model":
                 model = await self.easel.set_model(self.thread, self.user, rest.strip())
                 self.platform.say(f"Model for this thread: {model.display_name} ({model.name})")
             elif name == "/models":
@@ -113,10 +116,16 @@ class ConsoleChat:
                 self.platform.say(HELP)
             else:
                 self.platform.say(f"Unknown command {shown(name)}. {HELP}")
-                self.failures += 1
         except EaselError as error:
             self.platform.say(f"🚫 {error.user_message}")
-            self.failures += 1
+
+    async def show_model(self) -> None:
+        """`/model` alone: this thread's model, then the ones to switch to."""
+        current = self.rt.catalog.get(await self.easel.session_model(self.thread))
+        self.platform.say(f"Model for this thread: {current.display_name} ({current.name}). "
+                          "Switch with /model NAME:")
+        for m in self.rt.available_models():
+            self.platform.say(f"{'*' if m.name == current.name else ' '} {m.name:10} {m.display_name}")
 
     async def turn(self, text: str, compare: tuple[str, ...] = ()) -> None:
         """One message: post the status, submit, wait for the image or the reason."""
@@ -132,9 +141,8 @@ class ConsoleChat:
         )
         try:
             submitted = await self.easel.submit(request)
-        except EaselError as error:
+        except EaselError as error:  # a refusal is an answer: the session goes on normally
             await self.platform.edit_status(self.thread, status, refusal_view(error))
-            self.failures += 1
             return
         outcomes = [await self._wait(g) for g in submitted.generation_ids]
         if submitted.compare_group:
@@ -158,14 +166,24 @@ class ConsoleChat:
 
     async def continue_with(self, choice: str) -> None:
         """`/continue MODEL|ID` after a compare: refine that image next, with that model."""
-        generation_id = await self.rt.pool.fetchval(
-            """SELECT g.id FROM generations g JOIN sessions s ON s.id = g.session_id
-               WHERE s.platform = 'console' AND s.thread = $1 AND g.compare_group IS NOT NULL
-                 AND g.status = 'succeeded' AND (g.model = $2 OR g.id::text = $2)
-               ORDER BY g.id DESC LIMIT 1""",
-            self.thread.thread, choice.strip().lower(),
+        # The images of this thread's latest compare: its model names and generation ids.
+        rows = await self.rt.pool.fetch(
+            """SELECT g.id, g.model FROM generations g JOIN sessions s ON s.id = g.session_id
+               WHERE s.platform = 'console' AND s.channel = $1 AND s.thread = $2
+                 AND g.status = 'succeeded' AND g.compare_group = (
+                   SELECT g2.compare_group FROM generations g2 WHERE g2.session_id = s.id
+                     AND g2.compare_group IS NOT NULL ORDER BY g2.id DESC LIMIT 1)
+               ORDER BY g.id""",
+            self.thread.channel, self.thread.thread,
         )
-        model = await self.easel.continue_with(self.thread, self.user, int(generation_id or 0))
+        if not rows:
+            raise NothingToContinue()
+        wanted = choice.strip().lower()
+        generation_id = next(
+            (r["id"] for r in rows if wanted in (r["model"], str(r["id"]))), None)
+        if generation_id is None:
+            raise NothingToContinue.not_in_compare(choice, [r["model"] for r in rows])
+        model = await self.easel.continue_with(self.thread, self.user, generation_id)
         self.platform.say(f"Continuing with {model.display_name} (image #{generation_id}).")
 
     async def _wait(self, generation_id: int) -> Status:
