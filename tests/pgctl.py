@@ -56,5 +56,9 @@ class RestartablePostgres:
         return url
 
     def close(self) -> None:
+        # pgserver's cleanup stops only the postmaster it started itself; after a restart
+        # that one is gone, so stop whatever runs on this data directory first.
+        with contextlib.suppress(Exception):
+            self._ctl("-w", "-m", "fast", "stop")
         with contextlib.suppress(Exception):
             self.server.cleanup()
