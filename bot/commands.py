@@ -38,7 +38,8 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
     _warn_offline(settings)
     interactive = not args.prompt and sys.stdin.isatty() and sys.stdout.isatty()
-    platform = ConsolePlatform(sys.stdout, interactive=interactive)
+    platform = ConsolePlatform(sys.stdout, interactive=interactive,
+                               images_dir=None if settings.s3_bucket else settings.local_images_dir)
     async with bootstrap(settings, platforms={"console": platform}) as app:
         from bot.flow_page import write_flow_file
 

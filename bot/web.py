@@ -11,13 +11,13 @@ from typing import cast
 
 from aiohttp import web
 
-from adapters.storage.errors import ObjectNotFound
+from adapters.storage.errors import InvalidObjectKey, ObjectNotFound
 from bot import api, studio
 from bot.flow_page import message_page, model_labels, render_flow, resolve_image_urls
 from bot.migrate import pending_migrations
 from core.dbhealth import is_connection_error
 from core.flow import FlowLinkInvalid, flow_asset, load_flow, verify_flow_token
-from core.links import Grant, LinkInvalid, verify_link
+from core.links import Grant, LinkInvalid, verify_image_link, verify_link
 from core.live import GenerationFeed
 from core.runtime import Runtime
 from core.webhooks import accept_prediction_webhook
@@ -64,6 +64,7 @@ def build_web_app(
     app.router.add_get(r"/api/generations/{generation_id:\d{1,18}}/events", api_events)
     app.router.add_get(r"/api/generations/{generation_id:\d{1,18}}/images/{asset_id:\d{1,18}}",
                        api_image)
+    app.router.add_get("/images/{token}", signed_image)
     app.router.add_get("/studio/{token}", studio_page)
     app.router.add_get("/studio/{token}/studio.js", studio_js)
     app.router.add_get(r"/studio/{token}/image/{generation_id:\d{1,18}}/{asset_id:\d{1,18}}",
@@ -211,6 +212,27 @@ async def _image_response(runtime: Runtime, key: str, content_type: str) -> web.
     headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
                "Content-Security-Policy": "default-src 'none'"}
     return web.Response(body=data, content_type=safe_type, headers=headers)
+
+
+async def signed_image(request: web.Request) -> web.Response:
+    """One stored image by a signed link (core/links.py): what Discord links to when an
+    image is too large to attach and the images are in a local folder."""
+    secret = request.app[FLOW_SECRET]
+    try:
+        key = verify_image_link([secret] if secret else [], request.match_info["token"],
+                                time.time())
+    except LinkInvalid as refused:
+        log.info("image link refused: %s", refused)
+        raise web.HTTPForbidden(text="This image link is not valid any more.") from None
+    kind = IMAGE_TYPES.get(key.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+    try:
+        return await _image_response(request.app[RUNTIME], key, kind)
+    except InvalidObjectKey:
+        raise web.HTTPNotFound() from None
+
+
+IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
+               "webp": "image/webp", "gif": "image/gif"}
 
 
 # --- the JSON API (bot/api.py) ---------------------------------------------------------

@@ -159,8 +159,7 @@ async def finish_group(rt: Runtime, group: str) -> bool:
         key = f"sessions/{row['session_id']}/compare/{digest}.png"
         stored = await rt.store.put(key, composite, "image/png")
         await platform.post_image(thread, _delivery(rt, done[0].id, key, composite, stored.size_bytes,
-                                                    "Side by side", done, await rt.store.url(
-                                                        key, rt.config.url_ttl_s)))
+                                                    "Side by side", done, await rt.image_url(key)))
         await rt.pool.execute("UPDATE compare_groups SET composite_key = $2 WHERE id = $1",
                               group, key)
     if done:
@@ -173,7 +172,7 @@ async def finish_group(rt: Runtime, group: str) -> bool:
             posted = await platform.post_image(thread, ImageDelivery(
                 generation_id=m.id, object_key=m.object_key,
                 content_type=m.content_type or "image/png", size_bytes=len(data), data=data,
-                url=await rt.store.url(m.object_key, rt.config.url_ttl_s),
+                url=await rt.image_url(m.object_key),
                 caption=f"{name} · {m.cost} credits · {m.elapsed_s or 0:.1f}s", model=name,
                 cost=m.cost, elapsed_s=m.elapsed_s or 0.0, refined_prompt=m.refined_prompt or "",
                 buttons=(Button("continue", f"Continue with {name}", m.id),),

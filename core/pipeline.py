@@ -245,7 +245,7 @@ class _Run:
                 content_type=content_type,
                 size_bytes=size_bytes,
                 data=data if data is not None else await self.rt.store.get(key),
-                url=await self.rt.store.url(key, self.p.config.url_ttl_s),
+                url=await self.rt.image_url(key),
                 caption=f"{self.model.display_name} · {job.cost} credits · {elapsed_s:.1f}s",
                 model=self.model.display_name,
                 cost=job.cost,

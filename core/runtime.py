@@ -6,6 +6,7 @@ the sweeper and the service the adapters call.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,6 +16,7 @@ import asyncpg
 from core.catalog import Catalog
 from core.config import CoreConfig
 from core.dbhealth import DatabaseHealth
+from core.links import sign_image_link
 from core.models import Button, ModelSpec, ThreadRef
 from core.ports import ChatPlatform, ImageProvider, ObjectStore, PromptRefiner
 
@@ -38,6 +40,19 @@ class Runtime:
     # Set when this process serves the threads of one channel only (each `easel chat` has
     # a terminal of its own): it claims, finishes and tells only that channel's work.
     only_channel: str | None = None
+
+    async def image_url(self, key: str) -> str | None:
+        """A link people can open to a stored image: the store's own (a presigned URL), else
+        a signed link to Easel's image route (PUBLIC_URL and EASEL_SECRET_KEY), else None;
+        never a path on this machine."""
+        url = await self.store.url(key, self.config.url_ttl_s)
+        if url and url.startswith(("https://", "http://")):
+            return url
+        if not (self.config.public_url and self.config.flow_secret):
+            return None
+        token = sign_image_link(self.config.flow_secret, key,
+                                int(time.time()) + self.config.url_ttl_s)
+        return f"{self.config.public_url.rstrip('/')}/images/{token}"
 
     def platform_for(self, thread: ThreadRef) -> ChatPlatform | None:
         """The platform that tells `thread` what happened, if this process serves it."""

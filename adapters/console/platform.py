@@ -7,6 +7,7 @@ change is one plain line, so the output can be read by a script or a test.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
@@ -23,8 +24,11 @@ class ConsolePlatform:
     name = "console"
     min_edit_interval_s = 0.0  # a terminal has no edit rate limit: show every stage
 
-    def __init__(self, out: TextIO, *, interactive: bool) -> None:
+    def __init__(self, out: TextIO, *, interactive: bool, images_dir: Path | None = None) -> None:
         self.out = out
+        # The local image folder, when images are stored on this machine: the person at the
+        # terminal opens the file itself (the chat serves no web pages).
+        self.images_dir = images_dir.expanduser().absolute() if images_dir else None
         self.interactive = interactive
         self.console = Console(file=out, force_terminal=interactive, highlight=False)
         self._ids = itertools.count(1)
@@ -43,7 +47,10 @@ class ConsolePlatform:
 
     async def post_image(self, thread: ThreadRef, image: ImageDelivery) -> MessageRef:
         self.images.append(image)
-        where = image.url or image.object_key
+        if self.images_dir is not None:
+            where = str(self.images_dir.joinpath(*image.object_key.split("/")))
+        else:
+            where = image.url or image.object_key
         self._line(f"🖼  Image: {where}")
         return MessageRef(thread.channel, f"image-{next(self._ids)}", thread.thread)
 
