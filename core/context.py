@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core import generations as q
+from core.context_sql import context_json
 from core.errors import ProviderError
 from core.models import (
     InputImage,
@@ -26,21 +27,9 @@ from core.runtime import Runtime
 
 log = logging.getLogger("easel.context")
 
-CONTEXT = """
-SELECT p.refined_prompt AS parent_prompt,
-    (SELECT coalesce(jsonb_agg(t ORDER BY t.id), '[]') FROM (
-        SELECT m.id, m.role, m.text, g.refined_prompt, g.status = 'succeeded' AS has_image
-        FROM messages m LEFT JOIN generations g ON g.id = m.generation_id
-        WHERE m.session_id = $3 AND m.id < $4 ORDER BY m.id DESC LIMIT $5) t) AS turns,
-    (SELECT jsonb_build_object('key', object_key, 'content_type', content_type)
-       FROM assets WHERE generation_id = p.id AND kind = 'output' ORDER BY idx LIMIT 1)
-       AS parent_image,
-    (SELECT coalesce(jsonb_agg(jsonb_build_object('key', object_key,
-                                                  'content_type', content_type) ORDER BY idx),
-                     '[]')
-       FROM assets WHERE message_id = $2 AND kind = 'upload') AS uploads
-FROM (SELECT $1::bigint AS id) want LEFT JOIN generations p ON p.id = want.id
-"""
+CONTEXT = "SELECT {} AS context".format(
+    context_json("$1::bigint", "$2::bigint", "$3::bigint", "$4::bigint", "$5::int")
+)
 
 
 @dataclass(frozen=True)
@@ -52,16 +41,18 @@ class Context:
 
 
 async def load_context(rt: Runtime, job: q.Job) -> Context:
-    """The job's context in one query."""
-    row = await rt.pool.fetchrow(
-        CONTEXT, job.parent_id, job.message_id, job.session_id, job.message_id or 2**62,
-        rt.config.context_turns,
-    )
-    assert row is not None
+    """The job's context: what its claim returned, else one query."""
+    ctx = job.context
+    if ctx is None:
+        ctx = await rt.pool.fetchval(
+            CONTEXT, job.parent_id, job.message_id, job.session_id, job.message_id or 2**62,
+            rt.config.context_turns,
+        )
+    assert ctx is not None
     turns = tuple(
-        Turn(t["role"], t["text"], t["refined_prompt"], bool(t["has_image"])) for t in row["turns"]
+        Turn(t["role"], t["text"], t["refined_prompt"], bool(t["has_image"])) for t in ctx["turns"]
     )
-    return Context(row["parent_prompt"], row["parent_image"], tuple(row["uploads"]), turns)
+    return Context(ctx["parent_prompt"], ctx["parent_image"], tuple(ctx["uploads"]), turns)
 
 
 async def refine(rt: Runtime, job: q.Job, context: Context, params: dict[str, Any]) -> Refinement:

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from core.context_sql import context_json
 from core.credits import settle_ctes
 from core.models import MessageRef, Stage, Status, ThreadRef
 
@@ -32,13 +33,16 @@ UPDATE generations g SET status = 'running', claims = g.claims + 1,
     started_at = coalesce(g.started_at, now())
 FROM next, sessions s
 WHERE g.id = next.id AND s.id = g.session_id
-RETURNING g.*, s.workspace, s.channel, s.thread
+RETURNING g.*, s.workspace, s.channel, s.thread, {context} AS context
 """
-CLAIM = _CLAIM.format(join="", only="")
+# Each job comes with its context (the claim's snapshot: only earlier turns are read).
+_JOB_CONTEXT = "g.parent_id", "g.message_id", "g.session_id", "coalesce(g.message_id, 4611686018427387904)"
+CLAIM = _CLAIM.format(join="", only="", context=context_json(*_JOB_CONTEXT, "$5::int"))
 # A process that serves one channel only (each `easel chat` its own terminal) claims only
 # the generations of that channel's threads.
 CLAIM_IN_CHANNEL = _CLAIM.format(join=" JOIN sessions s ON s.id = g.session_id",
-                                 only=" AND s.channel = $5")
+                                 only=" AND s.channel = $5",
+                                 context=context_json(*_JOB_CONTEXT, "$6::int"))
 
 WORKER_FENCE = "claims = $2 AND status = 'running'"
 # The sweeper may finish a job only while nobody holds a live lease on it.
@@ -170,6 +174,7 @@ class Job:
     image_message: MessageRef | None
     deadline_at: datetime
     created_at: datetime
+    context: dict[str, Any] | None = None  # returned by the claim (core/context_sql.py)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Job:
@@ -197,19 +202,21 @@ class Job:
             image_message=MessageRef.from_json(row["image_message"]),
             deadline_at=row["deadline_at"],
             created_at=row["created_at"],
+            context=row.get("context"),
         )
 
 
 async def claim(
     pool: asyncpg.Pool, worker_id: str, limit: int, lease_s: float, platforms: list[str],
-    channel: str | None = None,
+    channel: str | None = None, *, context_turns: int = 8,
 ) -> list[Job]:
     """Claim up to `limit` due generations of `platforms` (of `channel` only, when given)
-    with one SKIP LOCKED statement."""
+    with one SKIP LOCKED statement, each with its context of `context_turns` turns."""
     if channel is None:
-        rows = await pool.fetch(CLAIM, worker_id, limit, lease_s, platforms)
+        rows = await pool.fetch(CLAIM, worker_id, limit, lease_s, platforms, context_turns)
     else:
-        rows = await pool.fetch(CLAIM_IN_CHANNEL, worker_id, limit, lease_s, platforms, channel)
+        rows = await pool.fetch(CLAIM_IN_CHANNEL, worker_id, limit, lease_s, platforms, channel,
+                                context_turns)
     return [Job.from_row(row) for row in rows]
 
 

@@ -136,7 +136,7 @@ class Worker:
             return 0
         jobs = await q.claim(
             self.rt.pool, self.id, free, self.rt.config.lease_s, list(self.rt.platforms),
-            self.rt.only_channel,
+            self.rt.only_channel, context_turns=self.rt.config.context_turns,
         )
         for job in jobs:
             claim = Claim(job.id, job.claims, self.rt.config.lease_s)
