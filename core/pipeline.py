@@ -383,7 +383,7 @@ class _Run:
                 elapsed_s=elapsed_s,
                 refined_prompt=self.refined_prompt,
                 generation_id=self.job.id,
-                buttons=self._buttons(),
+                buttons=(),  # the image carries them: one row of buttons per image
                 seed=_seed_of(self.params),
             )
         )

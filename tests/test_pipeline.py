@@ -51,9 +51,10 @@ async def test_a_request_ends_with_an_image_and_one_charge(
     for word in ("Understanding", "Refining", "Generating", "Uploading", "Finalizing", "Done"):
         assert any(word in h for h in headlines), (word, headlines)
     final = shown.current
-    assert isinstance(final, StatusView) and final.succeeded and final.buttons
+    # One row of buttons per image: the image carries them, the final status none.
+    assert isinstance(final, StatusView) and final.succeeded and not final.buttons
     images = chat.images(thread())
-    assert len(images) == 1 and images[0].data.startswith(b"\x89PNG")
+    assert len(images) == 1 and images[0].data.startswith(b"\x89PNG") and images[0].buttons
     assert (images_dir / images[0].object_key).read_bytes() == images[0].data
     row = (await _rows(pool, "SELECT * FROM generations"))[0]
     assert row["status"] == "succeeded" and row["refined_prompt"]

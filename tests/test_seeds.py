@@ -113,8 +113,9 @@ async def test_slack_shows_the_seed_and_variations_reuse_it(
     async with running_slack(database_url, tmp_path, fake_slack,
                              providers={"sketch": provider}) as rig:
         mention = await mention_and_finish(rig, "a lighthouse --seed 31337")
+        status = next(m for m in rig.bot_replies(mention["ts"]) if m.texts[0].startswith("⏳"))
+        assert "Seed: 31337" in status.text
         final = next(m for m in rig.bot_replies(mention["ts"]) if "easel_vary" in m.action_ids())
-        assert "Seed: 31337" in final.text
         first_id = await rig.app.runtime.pool.fetchval("SELECT id FROM generations")
         await fake_slack.deliver_action(rig.url, "easel_vary", str(first_id), ALICE, CHANNEL,
                                         final.ts)

@@ -280,6 +280,11 @@ class FakeMessage:
         walk(self.components)
         return found
 
+    def button_rows(self) -> int:
+        """Action rows holding buttons (type 2) in the message now; a select's row is not one."""
+        return sum(1 for row in self.components if row.get("type") == 1
+                   and any(item.get("type") == 2 for item in row.get("components", [])))
+
     def record(self, via: str) -> None:
         self.history.append(MessageSnapshot(
             self.content, tuple(self.embeds), tuple(self.components), tuple(self.attachments),

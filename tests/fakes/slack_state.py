@@ -146,6 +146,11 @@ class FakeMessage:
     def is_edited(self) -> bool:
         return len(self.versions) > 1
 
+    def button_rows(self) -> int:
+        """Actions blocks holding buttons in the message now."""
+        return sum(1 for block in self.blocks if block.get("type") == "actions"
+                   and any(el.get("type") == "button" for el in block.get("elements", [])))
+
     def action_ids(self) -> list[str]:
         """The action_id of every interactive element in the current blocks."""
         return [el["action_id"] for el in self.elements() if "action_id" in el]
