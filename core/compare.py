@@ -19,6 +19,7 @@ from datetime import datetime
 
 import asyncpg
 
+from core.batch import IS_BATCH, batch_view, post_batch
 from core.composite import Panel, compose
 from core.models import Button, ImageDelivery, MessageRef, Stage, StatusView, ThreadRef
 from core.runtime import Runtime
@@ -28,11 +29,14 @@ log = logging.getLogger("easel.compare")
 
 FINISH_LEASE_S = 60
 
-MEMBERS = """
+MEMBERS = f"""
 SELECT g.id, g.model, g.status::text AS status, g.stage::text AS stage, g.cost, g.error,
        g.created_at, g.finished_at, g.refined_prompt, a.object_key, a.content_type,
-       g.image_message IS NOT NULL AS image_posted
+       g.image_message IS NOT NULL AS image_posted, {IS_BATCH} AS batch,
+       g.params->>'seed' AS seed,
+       g.params->>'resolution' AS resolution
 FROM generations g
+JOIN compare_groups c ON c.id = g.compare_group
 LEFT JOIN assets a ON a.generation_id = g.id AND a.kind = 'output' AND a.idx = 0
 WHERE g.compare_group = $1 ORDER BY g.id
 """
@@ -72,6 +76,9 @@ class Member:
     object_key: str | None
     content_type: str | None
     image_posted: bool
+    batch: bool = False  # n images of one model (`--n`), not a compare of models
+    seed: str | None = None
+    resolution: str | None = None
 
     @property
     def elapsed_s(self) -> float | None:
@@ -86,7 +93,9 @@ async def members(pool: asyncpg.Pool, group: str) -> list[Member]:
 
 
 def group_view(rt: Runtime, group: list[Member], *, final: bool) -> StatusView:
-    """A line per model with its stage and time; the total cost up front."""
+    """A line per model (or per image of a batch) with its stage and time; the cost up front."""
+    if group and group[0].batch:
+        return batch_view(rt, group, final=final)
     total = sum(m.cost for m in group)
     lines = []
     for m in group:
@@ -145,6 +154,9 @@ async def finish_group(rt: Runtime, group: str) -> bool:
     group_members = await members(rt.pool, group)
     done = [m for m in group_members if m.status == "succeeded" and m.object_key]
     images = {m.id: await rt.store.get(m.object_key) for m in done if m.object_key}
+    if group_members and group_members[0].batch:
+        await post_batch(rt, platform, thread, row, done, images)
+        done = []  # the grid carries each image's buttons: nothing is posted alone
     panels = [
         Panel(
             images.get(m.id), rt.catalog.get(m.model).display_name,

@@ -243,3 +243,11 @@ class WorkerLost(ProviderError):
 class InternalError(ProviderError):
     kind = "internal"
     default_message = "Easel hit an internal error making this image. Nothing was charged."
+
+
+DELETED = "Deleted: the image and its stored file are gone (what it cost stays spent)."
+
+
+class NotYourImage(Refusal):
+    kind = "not_your_image"
+    default_message = "Only the person who asked for this image (or an Easel admin) can delete it."

@@ -266,7 +266,7 @@ class StoredObject:
 class Button:
     """A follow-up action offered under a finished image; adapters render it."""
 
-    action: str  # "regen" | "vary" | "upscale" | "continue" | "model"
+    action: str  # "regen" | "vary" | "upscale" | "continue" | "model" | "delete"
     label: str
     generation_id: int
     choices: tuple[tuple[str, str], ...] = ()  # for "model": (value, label)

@@ -111,6 +111,10 @@ class ObjectStore(Protocol):
         """Read the bytes stored under `key`."""
         ...
 
+    async def delete(self, key: str) -> None:
+        """Remove the object under `key` (one already gone is not an error)."""
+        ...
+
     async def url(self, key: str, ttl_s: int) -> str | None:
         """A URL a person can open (presigned for S3, file path for the local folder)."""
         ...

@@ -79,7 +79,8 @@ class Runtime:
     def follow_up_buttons(self, model: ModelSpec, generation_id: int, resolution: str) -> tuple[
         Button, ...
     ]:
-        """Regenerate, Variations, Upscale (when the model has 4K) and another-model choice."""
+        """Regenerate, Variations, Upscale (when the model has 4K), Delete and another-model
+        choice."""
         buttons = [
             Button("regen", "Regenerate", generation_id),
             Button("vary", "Variations", generation_id),
@@ -92,6 +93,7 @@ class Runtime:
             for m in self.available_models()
             if m.name != model.name
         )[:25]
+        buttons.append(Button("delete", "Delete", generation_id))
         if others:
             buttons.append(Button("model", "Again with another model…", generation_id, others))
         return tuple(buttons)

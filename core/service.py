@@ -12,10 +12,11 @@ from datetime import date
 from typing import Any
 
 from core import credits, sessions
+from core.deletion import Deleted, delete_image, last_image
 from core.errors import FlowUnavailable, NotAllowed, NotFound
 from core.flow import sign_flow_token
 from core.links import GrantKind, sign_link
-from core.models import ModelSpec, ThreadRef, UserRef
+from core.models import MessageRef, ModelSpec, ThreadRef, UserRef
 from core.runtime import Runtime
 from core.submit import SubmitRequest, Submitted, submit
 from core.uploads import check_upload
@@ -136,6 +137,15 @@ class Easel:
             await sessions.set_model(conn, row["session_id"], row["model"])
             await sessions.set_head(conn, row["session_id"], generation_id)
         return self.rt.catalog.get(row["model"])
+
+    async def delete_image(self, thread: ThreadRef, user: UserRef, generation_id: int | None, *,
+                           is_admin: bool = False, also: MessageRef | None = None) -> Deleted:
+        """Delete an image of this thread (its newest when `generation_id` is None): its
+        message and stored objects; only its requester or an admin may (the ledger stays)."""
+        if generation_id is None:
+            generation_id = await last_image(self.rt, thread)
+        return await delete_image(self.rt, thread, user, generation_id, is_admin=is_admin,
+                                  also=also)
 
     async def session_model(self, thread: ThreadRef) -> str:
         """The model a thread's next turn uses."""

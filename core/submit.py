@@ -33,6 +33,7 @@ from core.errors import (
 from core.generations import NOTIFY_CHANNEL
 from core.models import Intent, MessageRef, ModelSpec, ThreadRef, UserRef
 from core.options import (
+    MAX_SEED,
     Options,
     normalise_aspect,
     normalise_resolution,
@@ -86,6 +87,7 @@ class SubmitRequest:
     compare_group: str | None = None
     compare: tuple[str, ...] = ()
     seed: int | None = None
+    count: int | None = None  # several images of one model (`--n`), posted as one grid
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,10 @@ async def submit(
     facts, confirmed = thread_facts.assumed(request.thread, request.target_generation_id,
                                             config.default_model), False
     compare = _compare_models(request.compare)
-    events = [f"{request.source_event}#{m}" for m in compare] or [request.source_event]
+    count = 1 if compare else (request.count or 1)
+    events = ([f"{request.source_event}#{m}" for m in compare]
+              or [f"{request.source_event}#{i}" for i in range(1, count + 1) if count > 1]
+              or [request.source_event])
     for _ in range(PLAN_ATTEMPTS):
         try:
             plan: _Plan | None = _plan(catalog, config, request, text, facts, compare, events,
@@ -159,7 +164,7 @@ async def submit(
         thread_facts.queued(request.thread, facts, plan.session_model, plan.head(ids[0]))
         return Submitted(
             ids[0], int(row["sid"]), plan.models[0], plan.resolution, plan.aspect, plan.cost,
-            generation_ids=tuple(ids), compare_group=plan.group if compare else None,
+            generation_ids=tuple(ids), compare_group=plan.group if plan.compare else None,
         )
     raise RuntimeError(f"the thread changed under {PLAN_ATTEMPTS} submits in a row")
 
@@ -186,7 +191,8 @@ class _Plan:
     group: str | None
     set_model: str | None
     session_model: str
-    compare: dict[str, Any] | None
+    compare: dict[str, Any] | None  # the group to open: a compare, or a batch of one model
+    batch: bool = False
 
     def head(self, generation_id: int) -> dict[str, Any] | None:
         """The parent facts the next turn sees if this one succeeds (a compare sets none)."""
@@ -210,7 +216,10 @@ def _turn(
         "default_model": config.default_model, "text": text, "attachments": upload_keys,
         "platform_message_id": request.platform_message_id,
         "target_id": request.target_generation_id, "event0": event0,
-        "max_active": config.max_active, "rate": config.rate_per_minute,
+        # A batch is one request: easel_submit() counts each image, so the limit on
+        # requests at once is raised by the batch's other images.
+        "max_active": config.max_active + (len(plan.items) - 1 if plan and plan.batch else 0),
+        "rate": config.rate_per_minute,
         "max_attempts": config.max_attempts, "timeout_s": config.generation_timeout_s,
         "ttl_s": config.reservation_ttl_s, "notify": NOTIFY_CHANNEL,
         "status_message": request.status_message.to_json() if request.status_message else None,
@@ -234,7 +243,8 @@ def _plan(
     intent = request.action or Intent.NEW
     if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and parent is None:
         raise NothingToRefine()
-    names = list(compare) or [request.model or _default_model_for(intent, parent, session_model)]
+    names = list(compare) or [
+        request.model or _default_model_for(intent, parent, session_model)] * len(events)
     models = [catalog.usable(name, available_providers, date.today()) for name in names]
     for model in models:
         if request.uploads and not model.can_edit:
@@ -262,25 +272,29 @@ def _plan(
         _fit_to_model(m, wanted_aspect, wanted_resolution, explicit=intent is Intent.UPSCALE)
         for m in models
     ]
+    grouped = len(events) > 1  # a compare, or a batch of `--n` images of one model
     group = request.compare_group or (
-        f"{request.thread.platform}:{request.source_event}" if compare else None
+        f"{request.thread.platform}:{request.source_event}" if grouped else None
     )
     costs = [m.cost(resolution) for m, (_, resolution) in zip(models, sizes, strict=True)]
     seed = _seed_for(request, intent, parent_params, models[0])
+    # A batch's images differ by their seeds: the first is the one asked for.
+    seeds = [seed if compare else (seed + n) % (MAX_SEED + 1) for n in range(len(events))]
     items = [
         {"event": event, "model": model.name, "intent": intent.value,
          "params": {"aspect_ratio": aspect, "resolution": resolution, "seed": seed},
          "user_prompt": text or (parent["user_prompt"] if parent else ""),
          "parent_id": parent["id"] if parent else None, "cost": cost,
          "reason": f"{model.name} {resolution}"}
-        for model, (aspect, resolution), cost, event in zip(models, sizes, costs, events,
-                                                            strict=True)
+        for model, (aspect, resolution), cost, event, seed in zip(
+            models, sizes, costs, events, seeds, strict=True)
     ]
     return _Plan(
         items, models, sizes[0][0], sizes[0][1], sum(costs), group, set_model,
         set_model or session_model,
         {"id": group, "models": [m.name for m in models], "cost": sum(costs)}
-        if compare else None,
+        if grouped else None,
+        batch=grouped and not compare,
     )
 
 
@@ -315,6 +329,7 @@ def with_inline_options(request: SubmitRequest) -> SubmitRequest:
         resolution=request.resolution or inline.resolution,
         compare=request.compare or inline.compare,
         seed=request.seed if request.seed is not None else inline.seed,
+        count=request.count or inline.count,
     )
 
 

@@ -116,6 +116,16 @@ async def test_s3_auto_addressing_also_works(moto_endpoint: str) -> None:
     assert await store.get("sessions/2/1/0.png") == PNG
 
 
+async def test_s3_delete_removes_the_object_and_a_second_delete_is_fine(
+    s3_store: S3ObjectStore,
+) -> None:
+    await s3_store.put("sessions/1/9/0.png", PNG, "image/png")
+    await s3_store.delete("sessions/1/9/0.png")
+    with pytest.raises(ObjectNotFound):
+        await s3_store.get("sessions/1/9/0.png")
+    await s3_store.delete("sessions/1/9/0.png")  # already gone: S3 says the same
+
+
 async def test_s3_ping(s3_store: S3ObjectStore) -> None:
     await s3_store.ping()
 
@@ -158,6 +168,16 @@ async def test_s3_unreachable_endpoint_is_a_clear_error(moto_endpoint: str) -> N
 
 
 # --- local folder ---------------------------------------------------------------------------
+
+
+async def test_local_delete_removes_the_file_and_a_second_delete_is_fine(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "images")
+    await store.put("sessions/1/9/0.png", PNG, "image/png")
+    await store.delete("sessions/1/9/0.png")
+    assert not (tmp_path / "images/sessions/1/9/0.png").exists()
+    await store.delete("sessions/1/9/0.png")  # already gone: not an error
+    with pytest.raises(ObjectNotFound):
+        await store.get("sessions/1/9/0.png")
 
 
 async def test_local_put_get_and_url(tmp_path: Path) -> None:

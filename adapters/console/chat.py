@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 from adapters.console.platform import ConsolePlatform
-from core.errors import EaselError, NothingToContinue
+from core.errors import DELETED, EaselError, NothingToContinue
 from core.models import Intent, Status, ThreadRef, UserRef
 from core.runtime import Runtime
 from core.service import Easel
@@ -27,7 +27,7 @@ from core.worker import Worker
 
 HELP = (
     "Type what to draw; later lines refine it. Commands: /model NAME, /models, /credits, "
-    "/compare A,B [TEXT], /continue MODEL, /flow, /new, /help, /quit"
+    "/compare A,B [TEXT], /continue MODEL, /delete [ID], /flow, /new, /help, /quit"
 )
 TURN_TIMEOUT_S = 900.0
 
@@ -109,6 +109,10 @@ class ConsoleChat:
                 await self.compare(rest)
             elif name == "/continue":
                 await self.continue_with(rest)
+            elif name == "/delete":
+                deleted = await self.easel.delete_image(
+                    self.thread, self.user, int(rest) if rest.strip().isdigit() else None)
+                self.platform.say(f"{DELETED} (#{', #'.join(map(str, deleted.generation_ids))})")
             elif name == "/new":
                 self.thread = self._new_thread()
                 self.platform.say("New thread: the next line starts a new image.")

@@ -36,6 +36,7 @@ class ConsolePlatform:
         self._last: dict[str, str] = {}
         self._details: dict[str, set[str]] = {}
         self.images: list[ImageDelivery] = []
+        self.deleted: list[MessageRef] = []
 
     async def post_status(self, thread: ThreadRef, view: StatusView) -> MessageRef:
         message_id = f"status-{next(self._ids)}"
@@ -55,7 +56,8 @@ class ConsolePlatform:
         return MessageRef(thread.channel, f"image-{next(self._ids)}", thread.thread)
 
     async def delete_message(self, thread: ThreadRef, message: MessageRef) -> None:
-        self._line("(an image posted twice was withdrawn)")
+        self.deleted.append(message)
+        self._line(f"(image message {message.message_id} removed)")
 
     async def find_image(self, thread: ThreadRef, generation_id: int) -> MessageRef | None:
         for image in self.images:

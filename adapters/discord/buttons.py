@@ -13,9 +13,10 @@ from typing import Any
 
 import discord
 
+from adapters.discord.commands import answer, is_admin
 from adapters.discord.render import CUSTOM_ID_TEMPLATES
 from adapters.discord.turns import Ask, Turns, acknowledge, session_of, user_of
-from core.errors import Refusal
+from core.errors import DELETED, Refusal
 from core.models import Intent
 
 log = logging.getLogger("easel.discord")
@@ -156,4 +157,34 @@ class ContinueButton(discord.ui.DynamicItem[AnyButton], template=CUSTOM_ID_TEMPL
         await interaction.response.send_message(text, ephemeral=True)
 
 
-DYNAMIC_ITEMS = (RegenerateButton, VariationButton, UpscaleButton, ModelSelect, ContinueButton)
+class DeleteButton(discord.ui.DynamicItem[AnyButton], template=CUSTOM_ID_TEMPLATES["delete"]):
+    """Delete my image: its message and stored object (the requester or an admin)."""
+
+    def __init__(self, item: AnyButton, generation_id: int) -> None:
+        super().__init__(item)
+        self.generation_id = generation_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> DeleteButton:
+        assert isinstance(item, discord.ui.Button)
+        return cls(item, int(match["generation_id"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        turns = turns_of(interaction)
+        if not await acknowledge(interaction, ephemeral=True):
+            return
+        thread = session_of(interaction.channel, interaction.guild_id, interaction.channel_id)
+        app: Any = getattr(interaction.client, "app", None)
+        try:
+            await turns.easel.delete_image(
+                thread, user_of(interaction.user, interaction.guild_id), self.generation_id,
+                is_admin=app is not None and is_admin(app.settings, interaction))
+            text = DELETED
+        except Refusal as error:
+            text = error.user_message
+        await answer(interaction, text)
+
+
+DYNAMIC_ITEMS = (RegenerateButton, VariationButton, UpscaleButton, ModelSelect, ContinueButton,
+                 DeleteButton)

@@ -27,7 +27,7 @@ from adapters.discord.turns import (
 from bot.settings import Settings
 from core.errors import EaselError, Refusal
 from core.models import RESOLUTIONS, ModelSpec, ThreadRef
-from core.options import MAX_SEED, as_inline
+from core.options import MAX_COUNT, MAX_SEED, as_inline
 from core.runtime import Runtime
 
 log = logging.getLogger("easel.discord")
@@ -111,7 +111,8 @@ class EaselCommands(commands.Cog):
                            aspect="Aspect ratio", resolution="Resolution",
                            image="A picture to edit or start from",
                            compare="Several models side by side, e.g. nano2,gpt,flux",
-                           seed="The seed (shown under every image) to draw the same again")
+                           seed="The seed (shown under every image) to draw the same again",
+                           count="How many images (1 to 4), posted as one grid")
     @app_commands.choices(
         aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
         resolution=[app_commands.Choice(name=r, value=r) for r in RESOLUTIONS])
@@ -120,7 +121,8 @@ class EaselCommands(commands.Cog):
                       resolution: str | None = None,
                       image: discord.Attachment | None = None,
                       compare: str | None = None,
-                      seed: app_commands.Range[int, 0, MAX_SEED] | None = None) -> None:
+                      seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+                      count: app_commands.Range[int, 1, MAX_COUNT] | None = None) -> None:
         source_event = str(interaction.id)
         if not self.turns.first_delivery(source_event):
             return  # the same interaction again: the first delivery answers it
@@ -141,7 +143,7 @@ class EaselCommands(commands.Cog):
         thread, note = placed
         outcome = await self.turns.take(Ask(
             thread=thread, user=user_of(interaction.user, interaction.guild_id),
-            text=prompt + as_inline(seed=seed), label=prompt, source_event=source_event,
+            text=prompt + as_inline(seed=seed, count=count), label=prompt, source_event=source_event,
             uploads=uploads, model=model, aspect_ratio=aspect,
             resolution=resolution,
             compare=tuple(m.strip() for m in (compare or "").split(",") if m.strip())))

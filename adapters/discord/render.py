@@ -29,7 +29,7 @@ COLOUR_WORKING = discord.Colour.blurple()
 COLOUR_SUCCESS = discord.Colour.green()
 COLOUR_FAILURE = discord.Colour.red()
 
-BUTTON_ACTIONS = ("regen", "vary", "upscale", "continue")
+BUTTON_ACTIONS = ("regen", "vary", "upscale", "continue", "delete")
 SELECT_ACTIONS = ("model",)
 # `easel:<action>:<generation id>`; the templates are what DynamicItem matches.
 CUSTOM_ID_TEMPLATES: dict[str, str] = {
@@ -37,7 +37,7 @@ CUSTOM_ID_TEMPLATES: dict[str, str] = {
     for action in (*BUTTON_ACTIONS, *SELECT_ACTIONS)
 }
 _CUSTOM_ID = re.compile(r"easel:(?P<action>[a-z]+):(?P<generation_id>[0-9]+)")
-_BUTTON_STYLES = {"regen": discord.ButtonStyle.primary}
+_BUTTON_STYLES = {"regen": discord.ButtonStyle.primary, "delete": discord.ButtonStyle.danger}
 MODEL_SELECT_PLACEHOLDER = "Switch model"
 
 
@@ -131,16 +131,17 @@ def components(buttons: tuple[Button, ...]) -> discord.ui.View | None:
     if not plain and not selects:
         return None
     selects = selects[:ROWS_MAX]
-    plain = plain[: (ROWS_MAX - len(selects)) * BUTTONS_PER_ROW]
     view = discord.ui.View(timeout=None)
-    for index, button in enumerate(plain):
-        view.add_item(discord.ui.Button(
-            style=_BUTTON_STYLES.get(button.action, discord.ButtonStyle.secondary),
-            label=truncate(button.label, BUTTON_LABEL_MAX),
-            custom_id=custom_id(button.action, button.generation_id),
-            row=index // BUTTONS_PER_ROW,
-        ))
-    first_select_row = -(-len(plain) // BUTTONS_PER_ROW)  # rows the buttons use
+    rows = _rows_by_image(plain, ROWS_MAX - len(selects))
+    for row, row_buttons in enumerate(rows):
+        for button in row_buttons:
+            view.add_item(discord.ui.Button(
+                style=_BUTTON_STYLES.get(button.action, discord.ButtonStyle.secondary),
+                label=truncate(button.label, BUTTON_LABEL_MAX),
+                custom_id=custom_id(button.action, button.generation_id),
+                row=row,
+            ))
+    first_select_row = len(rows)
     for index, button in enumerate(selects):
         view.add_item(discord.ui.Select(
             custom_id=custom_id(button.action, button.generation_id),
@@ -149,6 +150,18 @@ def components(buttons: tuple[Button, ...]) -> discord.ui.View | None:
             row=first_select_row + index,
         ))
     return view
+
+
+def _rows_by_image(buttons: list[Button], max_rows: int) -> list[list[Button]]:
+    """One row per image (a grid's images each get theirs), 5 buttons a row at most."""
+    rows: list[list[Button]] = []
+    for button in buttons:
+        if not rows or len(rows[-1]) == BUTTONS_PER_ROW or (
+                button.generation_id != rows[-1][0].generation_id
+                and button.action != "delete"):
+            rows.append([])
+        rows[-1].append(button)
+    return rows[:max_rows]
 
 
 def _options(button: Button) -> list[discord.SelectOption]:

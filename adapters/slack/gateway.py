@@ -48,7 +48,8 @@ def build_bolt_app(app: App, messenger: SlackMessenger) -> AsyncApp:
     )
     files = SlackFiles(str(messenger.client.token), api_url=settings.slack_api_url,
                        max_bytes=app.runtime.config.max_upload_bytes)
-    listeners.register_all(bolt_app, Turns(app.easel, messenger, files))
+    listeners.register_all(bolt_app, Turns(app.easel, messenger, files,
+                                               admins=app.settings.admin_ids))
     return bolt_app
 
 

@@ -27,8 +27,8 @@ from adapters.slack.render import (
     parse_model_choice,
 )
 from adapters.slack.turns import PLATFORM, Ask, Turns, files_of, mentions, strip_mentions
-from core.errors import EaselError, Refusal
-from core.models import Intent, ThreadRef, UserRef
+from core.errors import DELETED, EaselError, Refusal
+from core.models import Intent, MessageRef, ThreadRef, UserRef
 
 log = logging.getLogger("easel.slack")
 
@@ -168,8 +168,30 @@ def register_actions(bolt_app: AsyncApp, turns: Turns) -> None:
             text = error.user_message
         await respond(text=text, response_type="ephemeral", replace_original=False)
 
+    async def on_delete(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                        respond: Any) -> None:
+        await ack()
+        try:
+            generation_id = parse_button_value(str(action.get("value", "")))
+        except ValueError:
+            return
+        ask = _click(body, action, Intent.EDIT, generation_id, "")
+        user = await turns.user(ask.thread.workspace, ask.user_id, ask.user_name)
+        clicked = (body.get("container") or {}).get("message_ts")
+        try:  # the image, and the message its buttons were on
+            await turns.easel.delete_image(
+                ask.thread, user, generation_id,
+                is_admin=bool({ask.user_id, f"slack:{ask.user_id}"} & turns.admins),
+                also=MessageRef(ask.thread.channel, str(clicked), ask.thread.thread)
+                if clicked else None)
+            text = DELETED
+        except Refusal as error:
+            text = error.user_message
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+
     for action_id in BUTTON_INTENTS:
         bolt_app.action(action_id)(on_button)
+    bolt_app.action(ACTION_IDS["delete"])(on_delete)
     bolt_app.action(ACTION_IDS["model"])(on_model)
     bolt_app.action(ACTION_IDS["continue"])(on_continue)
 

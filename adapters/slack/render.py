@@ -35,6 +35,7 @@ ACTION_IDS: dict[str, str] = {
     "vary": "easel_vary",
     "upscale": "easel_upscale",
     "continue": "easel_continue",
+    "delete": "easel_delete",
     "model": "easel_model",
 }
 ACTIONS_BLOCK_ID = "easel_actions"
@@ -109,10 +110,24 @@ def image_caption(image: ImageDelivery) -> str:
 
 
 def button_blocks(buttons: Sequence[Button]) -> list[dict[str, Any]]:
-    """One actions block with a button per action and the model menu, or nothing."""
+    """An actions block per image (one for a single image, one per image of a grid), each
+    with a button per action and the model menu; nothing when there are no buttons."""
+    blocks: list[dict[str, Any]] = []
     elements: list[dict[str, Any]] = []
     seen: set[str] = set()
+    image: int | None = None
+
+    def close() -> None:
+        if elements:
+            block_id = ACTIONS_BLOCK_ID if not blocks else f"{ACTIONS_BLOCK_ID}_{len(blocks)}"
+            blocks.append({"type": "actions", "block_id": block_id,
+                           "elements": elements[:MAX_ACTION_ELEMENTS]})
+
     for button in buttons:
+        if image is not None and button.generation_id != image:
+            close()
+            elements, seen = [], set()
+        image = button.generation_id
         action_id = ACTION_IDS.get(button.action)
         if action_id is None or action_id in seen:  # Slack refuses repeated ids in a block
             log.warning("skipping Slack button %r (unknown or repeated action)", button.action)
@@ -121,10 +136,8 @@ def button_blocks(buttons: Sequence[Button]) -> list[dict[str, Any]]:
         if element is not None:
             seen.add(action_id)
             elements.append(element)
-    if not elements:
-        return []
-    return [{"type": "actions", "block_id": ACTIONS_BLOCK_ID,
-             "elements": elements[:MAX_ACTION_ELEMENTS]}]
+    close()
+    return blocks
 
 
 def _button(button: Button) -> dict[str, Any]:

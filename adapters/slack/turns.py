@@ -70,10 +70,12 @@ def mentions(text: str, user_id: str | None) -> bool:
 class Turns:
     """Takes Asks to the core; shared by all the listeners of one Bolt app."""
 
-    def __init__(self, easel: Easel, messenger: SlackMessenger, files: SlackFiles) -> None:
+    def __init__(self, easel: Easel, messenger: SlackMessenger, files: SlackFiles, *,
+                 admins: frozenset[str] = frozenset()) -> None:
         self.easel = easel
         self.messenger = messenger
         self.files = files
+        self.admins = admins  # EASEL_ADMINS: `U123` or `slack:U123`
         self._names: dict[str, str] = {}
 
     async def take(self, ask: Ask) -> None:

@@ -92,6 +92,14 @@ class LocalObjectStore:
         except OSError as exc:
             raise ObjectStoreError(f"cannot read {key}: {exc.strerror}") from exc
 
+    async def delete(self, key: str) -> None:
+        """Remove `root/<key>`; one already gone is fine."""
+        validate_key(key)
+        try:
+            await asyncio.to_thread(lambda: self._path(key).unlink(missing_ok=True))
+        except OSError as exc:
+            raise ObjectStoreError(f"cannot delete {key}: {exc.strerror}") from exc
+
     async def url(self, key: str, ttl_s: int) -> str | None:
         """The absolute file path (what the console shows); `ttl_s` does not apply.
 

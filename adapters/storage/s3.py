@@ -111,6 +111,11 @@ class S3ObjectStore:
         result: bytes = await self._call("get", key, read)
         return result
 
+    async def delete(self, key: str) -> None:
+        """Delete the object (S3 answers the same for one already gone)."""
+        await self._call("delete", key, lambda: self._client.delete_object(
+            Bucket=self.bucket, Key=self._full_key(key)))
+
     async def url(self, key: str, ttl_s: int) -> str | None:
         """A presigned GET URL valid for `ttl_s` seconds (at most seven days)."""
         expires_in = max(1, min(int(ttl_s), MAX_PRESIGN_TTL_S))
