@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     db_sub.add_parser("status", help="whether it runs, its process and where its data is")
     db_sub.add_parser("stop", help="stop it (the next command starts it again)")
 
+    admin = sub.add_parser("admin", help="the operator's view")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    link = admin_sub.add_parser("link", help="print a signed link to the admin page "
+                                "(queue, failures of the last day with retry, spend)")
+    link.add_argument("--hours", type=float, default=1.0, help="how long the link is valid")
+
     discord = sub.add_parser("discord", help="Discord helpers")
     discord_sub = discord.add_subparsers(dest="discord_command", required=True)
     discord_sub.add_parser("invite", help="print the OAuth2 URL that adds Easel to a server")
@@ -90,7 +96,7 @@ def _command(args: argparse.Namespace) -> Command:
     name = args.command
     if name == "credits":
         name = f"credits_{args.credits_command}"
-    if name in ("discord", "db"):
+    if name in ("discord", "db", "admin"):
         name = f"{name}_{getattr(args, name + '_command')}"
     fn: Command = getattr(commands, f"cmd_{name}")
     return fn

@@ -245,3 +245,17 @@ async def cmd_db_stop(settings: Settings, args: argparse.Namespace) -> int:
     stopped = stop_embedded_server(settings.data_dir)
     print(f"embedded PostgreSQL in {pgdata}: " + ("stopped" if stopped else "was not running"))
     return 0
+
+
+async def cmd_admin_link(settings: Settings, args: argparse.Namespace) -> int:
+    from core.service import ADMIN_UNAVAILABLE, admin_url
+
+    if not settings.secret_key or not settings.public_url:
+        print(f"easel: {ADMIN_UNAVAILABLE}", file=sys.stderr)
+        return 2
+    if not 0 < args.hours <= 24 * 7:
+        print("easel: --hours must be more than 0 and at most 168", file=sys.stderr)
+        return 2
+    secret = settings.secret_key.get_secret_value().encode()
+    print(admin_url(secret, settings.public_url, 0, int(args.hours * 3600)))
+    return 0

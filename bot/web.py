@@ -70,6 +70,9 @@ def build_web_app(
     app.router.add_get(r"/studio/{token}/image/{generation_id:\d{1,18}}/{asset_id:\d{1,18}}",
                        studio_image)
     app.router.add_get(r"/studio/{token}/composite/{generation_id:\d{1,18}}", studio_composite)
+    from bot.admin_page import add_admin_routes
+
+    add_admin_routes(app, runtime, flow_secret or b"")
     app[FEED] = GenerationFeed(runtime.connect)
     app.on_cleanup.append(_close_feed)
     from bot.metrics import metrics_handler

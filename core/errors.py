@@ -146,6 +146,11 @@ class NotAllowed(Refusal):
     default_message = "Only Easel admins can do that."
 
 
+class NotRetryable(Refusal):
+    kind = "not_retryable"
+    default_message = "Only a failed generation can be retried; this one did not fail."
+
+
 class FlowUnavailable(Refusal):
     """No prompt-flow link: the feature is not configured, or the thread has no session."""
 

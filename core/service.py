@@ -29,6 +29,8 @@ ORDER BY g.id DESC LIMIT 5
 """
 
 FLOW_LINK_TTL_S = 7 * 86_400
+ADMIN_LINK_TTL_S = 3600  # an operator's link opens money and every thread: one hour
+ADMIN_UNAVAILABLE = "The operator's view needs PUBLIC_URL and EASEL_SECRET_KEY set on this Easel."
 NO_HISTORY = "You have no images yet, so there is no history to show. Ask for an image first."
 NOT_A_SESSION = "This thread has no images yet, so it has no prompt flow. Ask for an image first."
 
@@ -211,3 +213,26 @@ class Easel:
             raise FlowUnavailable(NO_HISTORY)
         token = sign_link(secret_key, GrantKind.PERSON, user_id, int(time.time()) + ttl_s)
         return f"{public_url.rstrip('/')}/studio/{token}"
+
+    async def admin_link(
+        self, admin: UserRef | None, is_admin: bool, ttl_s: int = ADMIN_LINK_TTL_S
+    ) -> str:
+        """A signed link to the operator's view (NotAllowed unless `is_admin`); `admin` None
+        is the CLI. The link names who asked, so the page's actions record them."""
+        if not is_admin:
+            raise NotAllowed()
+        secret_key, public_url = self.rt.config.flow_secret, self.rt.config.public_url
+        if not secret_key or not public_url:
+            raise FlowUnavailable(ADMIN_UNAVAILABLE)
+        subject = 0
+        if admin is not None:
+            async with self.rt.pool.acquire() as conn:
+                subject = await sessions.upsert_user(conn, admin, self.rt.config.starter_credits)
+        return admin_url(secret_key, public_url, subject, ttl_s)
+
+
+def admin_url(secret_key: bytes, public_url: str, subject: int, ttl_s: int = ADMIN_LINK_TTL_S
+              ) -> str:
+    """The operator's view, signed for `subject` (0: the CLI) for `ttl_s` seconds."""
+    token = sign_link(secret_key, GrantKind.ADMIN, subject, int(time.time()) + ttl_s)
+    return f"{public_url.rstrip('/')}/admin/{token}"

@@ -257,3 +257,16 @@ class EaselCommands(commands.Cog):
             await answer(interaction, error.user_message)
             return
         await answer(interaction, f"{user.mention} now has:\n{view.as_text()}")
+
+    @admin.command(name="admin", description="A private link to the operator's view")
+    async def admin_view(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            link = await self.turns.easel.admin_link(
+                user_of(interaction.user, interaction.guild_id),
+                is_admin(self.settings, interaction))
+        except EaselError as error:
+            await answer(interaction, error.user_message)
+            return
+        await answer(interaction, "Queue, failures of the last day (with retry) and credits "
+                     f"(link valid 1 hour, only for you): {link}")
