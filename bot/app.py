@@ -26,6 +26,7 @@ from core.config import CoreConfig
 from core.ports import ChatPlatform, ImageProvider, ObjectStore, PromptRefiner
 from core.runtime import Runtime
 from core.service import Easel
+from core.styles import Styles, parse_styles
 
 log = logging.getLogger("easel.app")
 
@@ -38,6 +39,16 @@ def load_catalog(path: Path | None) -> Catalog:
         return parse_catalog(path.read_text("utf-8"), str(path))
     text = importlib.resources.files("bot").joinpath("models.toml").read_text("utf-8")
     return parse_catalog(text, "models.toml")
+
+
+def load_styles(path: Path | None, models_file: Path | None = None) -> Styles:
+    """The styles at `path`, else a styles.toml next to the models file, else Easel's own."""
+    if path is None and models_file is not None and (models_file.parent / "styles.toml").exists():
+        path = models_file.parent / "styles.toml"
+    if path is not None:
+        return parse_styles(path.read_text("utf-8"), str(path))
+    text = importlib.resources.files("bot").joinpath("styles.toml").read_text("utf-8")
+    return parse_styles(text, "styles.toml")
 
 
 def core_config(settings: Settings, catalog: Catalog, providers: set[str]) -> CoreConfig:
@@ -224,6 +235,7 @@ async def bootstrap(
             fallback_refiner=_rule_refiner(),
             connect=lambda: asyncpg.connect(url),
             intake_pool=intake_pool,
+            styles=load_styles(settings.styles_file, settings.models_file),
         )
         yield App(settings, url, runtime, Easel(runtime))
     finally:

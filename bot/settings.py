@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir, validation_alias="EASEL_DATA_DIR")
     images_dir: Path | None = Field(None, validation_alias="EASEL_IMAGES_DIR")
     models_file: Path | None = Field(None, validation_alias="EASEL_MODELS_FILE")
+    styles_file: Path | None = Field(None, validation_alias="EASEL_STYLES_FILE")
     default_model: str | None = Field(None, validation_alias="EASEL_DEFAULT_MODEL")
     default_resolution: Literal["1K", "2K", "4K"] = Field(
         "2K", validation_alias="EASEL_DEFAULT_RESOLUTION"

@@ -22,7 +22,8 @@ PROVIDERS = ("sketch", "openai", "google", "replicate", "bench")
 REFINER_PROVIDERS = ("openai", "google")
 MODEL_KEYS = frozenset({
     "name", "provider", "model_id", "display_name", "credits", "aspect_ratios", "can_edit",
-    "best_for", "seeds", "quality", "qualities", "sizes", "resolution_input", "timeout_s", "retires",
+    "best_for", "seeds", "negative_prompt", "quality", "qualities", "sizes", "resolution_input",
+    "timeout_s", "retires",
 })
 REFINER_KEYS = frozenset({"provider", "model_id", "timeout_s", "retires"})
 DEFAULT_TIMEOUT_S = 120.0
@@ -173,6 +174,7 @@ def _parse_model(entry: _Entry) -> ModelSpec:
         can_edit=bool(raw.get("can_edit", False)),
         best_for=str(raw.get("best_for", "")),
         seeds=bool(raw.get("seeds", False)),
+        negative_prompt=raw.get("negative_prompt") is True,
         quality={str(k): str(v) for k, v in (raw.get("quality") or {}).items()},
         sizes=str(raw.get("sizes", "")),
         resolution_input=raw.get("resolution_input") is True,

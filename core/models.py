@@ -81,15 +81,20 @@ class MessageRef:
     channel: str
     message_id: str
     thread: str = ""
+    # Who asked, for a status seen outside any thread (Slack's /imagine posts it in the
+    # channel): every edit of it says so, whichever process makes the edit.
+    asked_by: str = ""
 
     def to_json(self) -> dict[str, str]:
-        return {"channel": self.channel, "message_id": self.message_id, "thread": self.thread}
+        data = {"channel": self.channel, "message_id": self.message_id, "thread": self.thread}
+        return data | ({"asked_by": self.asked_by} if self.asked_by else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> MessageRef | None:
         if not data:
             return None
-        return cls(str(data["channel"]), str(data["message_id"]), str(data.get("thread", "")))
+        return cls(str(data["channel"]), str(data["message_id"]), str(data.get("thread", "")),
+                   str(data.get("asked_by", "")))
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class ModelSpec:
     can_edit: bool
     best_for: str = ""
     seeds: bool = False  # the same seed and prompt give the same image again
+    negative_prompt: bool = False  # the API takes a negative prompt (else it is folded in)
     # What each tier sends besides its resolution: OpenAI's quality level per tier.
     quality: dict[str, str] = field(default_factory=dict)
     sizes: str = ""  # OpenAI: "custom" (any WIDTHxHEIGHT) or "standard" (three fixed sizes)
@@ -177,6 +183,7 @@ class ImageRequest:
     generation_id: int
     input_images: tuple[InputImage, ...] = ()
     webhook_url: str | None = None
+    negative_prompt: str | None = None  # only for models whose API takes one
 
 
 @dataclass(frozen=True)

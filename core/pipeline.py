@@ -43,6 +43,7 @@ from core.ports import CancellableProvider
 from core.prompt_plan import plan_events
 from core.runtime import Runtime
 from core.status import StatusReporter, failure_view, progress_view, success_view
+from core.styles import with_look
 
 log = logging.getLogger("easel.pipeline")
 
@@ -185,15 +186,17 @@ class _Run:
 
         await self._show(Stage.REFINING_PROMPT)
         refinement = await refine(self.rt, job, context, self.params)
-        self.refined_prompt = refinement.prompt
+        # The style's words and the negative prompt, visibly part of the prompt sent.
+        self.refined_prompt, negative = with_look(refinement.prompt, self.params, self.model)
         if refinement.aspect_ratio in self.model.aspect_ratios:
             self.params["aspect_ratio"] = refinement.aspect_ratio
         if refinement.plan is not None:  # each part of how the prompt was built: an event
             self._unwritten += plan_events(refinement.plan)
         self._done(Stage.REFINING_PROMPT,
-                   {"prompt": refinement.prompt, "intent": refinement.intent.value})
+                   {"prompt": self.refined_prompt, "intent": refinement.intent.value}
+                   | ({"negative_prompt": negative} if negative else {}))
         # Written (and the lease checked) before the provider is paid to work.
-        await self._record(Stage.GENERATING, refined_prompt=refinement.prompt,
+        await self._record(Stage.GENERATING, refined_prompt=self.refined_prompt,
                            intent=refinement.intent.value)
 
         await self._show(Stage.GENERATING)
@@ -206,6 +209,7 @@ class _Run:
             generation_id=job.id,
             input_images=await input_images(self.rt, self.model, refinement.intent, context),
             webhook_url=self.rt.webhook_url(),
+            negative_prompt=negative,
         )
         provider = self.rt.providers[self.model.provider]
         if job.external_id:

@@ -19,6 +19,7 @@ from core.dbhealth import DatabaseHealth
 from core.links import sign_image_link
 from core.models import Button, ModelSpec, ThreadRef
 from core.ports import ChatPlatform, ImageProvider, ObjectStore, PromptRefiner
+from core.styles import Styles
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Runtime:
     intake_pool: asyncpg.Pool | None = None
     # Whether this process reaches its database (shared by every loop; /readyz shows it).
     health: DatabaseHealth = field(default_factory=DatabaseHealth)
+    styles: Styles = field(default_factory=Styles)  # `--style NAME` presets
     # Set when this process serves the threads of one channel only (each `easel chat` has
     # a terminal of its own): it claims, finishes and tells only that channel's work.
     only_channel: str | None = None

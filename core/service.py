@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -17,13 +17,16 @@ from core.errors import FlowUnavailable, NotAllowed, NotFound
 from core.flow import sign_flow_token
 from core.links import GrantKind, sign_link
 from core.models import MessageRef, ModelSpec, ThreadRef, UserRef
+from core.preferences import Preferences, preferences_of, read_change, save_preferences
 from core.runtime import Runtime
+from core.styles import NO_STYLE
 from core.submit import SubmitRequest, Submitted, submit
 from core.uploads import check_upload
 
 RECENT_GENERATIONS = """
-SELECT g.id, g.model, g.status, g.cost, g.created_at FROM generations g
+SELECT g.id, g.model, g.status, g.cost, g.created_at, r.status AS paid FROM generations g
 JOIN users u ON u.id = g.user_id
+LEFT JOIN reservations r ON r.id = g.reservation_id
 WHERE u.platform = $1 AND u.workspace = $2 AND u.external_id = $3
 ORDER BY g.id DESC LIMIT 5
 """
@@ -33,6 +36,15 @@ ADMIN_LINK_TTL_S = 3600  # an operator's link opens money and every thread: one 
 ADMIN_UNAVAILABLE = "The operator's view needs PUBLIC_URL and EASEL_SECRET_KEY set on this Easel."
 NO_HISTORY = "You have no images yet, so there is no history to show. Ask for an image first."
 NOT_A_SESSION = "This thread has no images yet, so it has no prompt flow. Ask for an image first."
+
+
+def _paid(status: str, reservation: str | None, cost: int) -> str:
+    """How a generation's credits went: charged, refunded (never "failed (12 cr)"), held."""
+    if reservation == "released":
+        return f"refunded ({status}, {cost} cr returned)"
+    if reservation == "pending":
+        return f"{status} ({cost} cr reserved)"
+    return f"{status} ({cost} cr)"
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,7 @@ class CreditsView:
             f"Credits: {self.available} available · {self.reserved} reserved · "
             f"{self.spent} spent"
         ]
-        lines += [f"#{gid} {model} {status} ({cost} cr)" for gid, model, status, cost in self.recent]
+        lines += [f"#{gid} {model} {status}" for gid, model, status, _ in self.recent]
         return "\n".join(lines)
 
 
@@ -71,6 +83,7 @@ class Easel:
             request,
             available_providers=self.rt.available_providers,
             upload_keys=upload_keys,
+            styles=self.rt.styles,
         )
 
     async def _store_upload(self, upload: Any) -> dict[str, Any]:
@@ -112,7 +125,8 @@ class Easel:
             rows = await conn.fetch(RECENT_GENERATIONS, user.platform, user.workspace,
                                     user.external_id)
         assert balance is not None
-        recent = tuple((r["id"], r["model"], str(r["status"]), r["cost"]) for r in rows)
+        recent = tuple((r["id"], r["model"], _paid(str(r["status"]), r["paid"], r["cost"]),
+                        r["cost"]) for r in rows)
         return CreditsView(balance.available, balance.reserved, balance.spent, recent)
 
     async def set_model(self, thread: ThreadRef, user: UserRef, name: str) -> ModelSpec:
@@ -148,6 +162,28 @@ class Easel:
             generation_id = await last_image(self.rt, thread)
         return await delete_image(self.rt, thread, user, generation_id, is_admin=is_admin,
                                   also=also)
+    async def settings(self, user: UserRef, text: str = "") -> Preferences:
+        """The person's defaults for new threads, after applying `--model gpt --style none`
+        style changes in `text` (the Refusal for a wrong value)."""
+        change = read_change(text)
+        if change.given.model:  # the same sentence as /model for a model that cannot be used
+            self.rt.catalog.usable(change.given.model, self.rt.available_providers, date.today())
+        if change.given.style and change.given.style not in NO_STYLE:
+            self.rt.styles.get(change.given.style)
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            user_id = await sessions.upsert_user(conn, user, self.rt.config.starter_credits)
+            current = await preferences_of(conn, user)
+            if change.is_empty:
+                return current
+            updated = change.applied_to(current)
+            if updated.style in NO_STYLE:
+                updated = replace(updated, style=None)
+            await save_preferences(conn, user_id, updated)
+        return updated
+
+    def style_names(self, typed: str = "") -> list[tuple[str, str]]:
+        """(name, what it adds) of the styles matching `typed`, for autocomplete."""
+        return [(s.name, s.description or s.adds) for s in self.rt.styles.matching(typed)]
 
     async def session_model(self, thread: ThreadRef) -> str:
         """The model a thread's next turn uses."""

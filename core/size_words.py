@@ -101,7 +101,8 @@ def read_options(message: str) -> Options:
 def tidy(text: str) -> str:
     """Collapse spaces and drop the commas and prepositions an option left dangling."""
     text = re.sub(r"\s+", " ", text)
-    text = re.sub(r"\s+([,.;!?])", r"\1", text)
+    # Only punctuation that ends a word's clause: "saying !channel" keeps its space.
+    text = re.sub(r"\s+([,.;!?])(?=\s|$)", r"\1", text)
     text = re.sub(r"([,;])(?:\s*[,;])+", r"\1", text)
     text = re.sub(r"\b(?:in|at|as|to|into|and)\s*([,.;!?]|$)", r"\1", text, flags=re.I)
     return text.strip(" ,;:-")

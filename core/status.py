@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from core.errors import EaselError
 from core.models import Button, MessageRef, Stage, StatusView, ThreadRef
@@ -43,6 +44,12 @@ def received_view(prompt: str) -> StatusView:
     """What an adapter posts at once, before the core has looked at the request."""
     return StatusView(Stage.RECEIVED, STAGE_HEADLINES[Stage.RECEIVED],
                       (f"> {shown(prompt, RECEIVED_PROMPT_MAX_CHARS)}",))
+
+
+def with_asker(view: StatusView, name: str) -> StatusView:
+    """The view saying who asked (for a status posted outside the person's thread)."""
+    line = f"Asked by {shown(name)}"
+    return view if line in view.lines else replace(view, lines=(line, *view.lines))
 
 
 def refusal_view(error: EaselError) -> StatusView:
@@ -198,6 +205,8 @@ class StatusReporter:
 
     async def _deliver(self, view: StatusView) -> None:
         self._last_edit = time.monotonic()
+        if self.message is not None and self.message.asked_by:
+            view = with_asker(view, self.message.asked_by)
         if self.message is None:
             self.message = await self.platform.post_status(self.thread, view)
         else:

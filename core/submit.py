@@ -40,7 +40,9 @@ from core.options import (
     parse_inline_options,
     size_words,
 )
-from core.text import clean_text, is_blank
+from core.preferences import Preferences, new_thread_model, preferences_of
+from core.styles import Styles, look_params
+from core.text import clean_text, is_blank, without_mentions
 
 LIMITS = """
 SELECT a.available,
@@ -88,6 +90,8 @@ class SubmitRequest:
     compare: tuple[str, ...] = ()
     seed: int | None = None
     count: int | None = None  # several images of one model (`--n`), posted as one grid
+    negative: str | None = None  # `--no WORDS`
+    style: str | None = None  # `--style NAME` ("none": no style, not even one's default)
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ async def submit(
     *,
     available_providers: frozenset[str],
     upload_keys: list[dict[str, Any]] | None = None,
+    styles: Styles | None = None,
 ) -> Submitted:
     """Queue one generation for `request`, or raise the Refusal to show the person.
 
@@ -129,6 +134,16 @@ async def submit(
         raise EmptyPrompt()
     facts, confirmed = thread_facts.assumed(request.thread, request.target_generation_id,
                                             config.default_model), False
+    # A person's defaults matter where a thread starts: read them (one more round trip)
+    # only for a thread this process has not seen.
+    prefs = Preferences()
+    if facts["head"] is None and facts["parent"] is None:
+        prefs = await preferences_of(pool, request.user)
+    look = _Look(styles or Styles(), prefs,
+                 new_thread_model(prefs, catalog, available_providers, config.default_model))
+    if look.default_model != config.default_model:
+        facts = thread_facts.assumed(request.thread, request.target_generation_id,
+                                     look.default_model)
     compare = _compare_models(request.compare)
     count = 1 if compare else (request.count or 1)
     events = ([f"{request.source_event}#{m}" for m in compare]
@@ -137,12 +152,13 @@ async def submit(
     for _ in range(PLAN_ATTEMPTS):
         try:
             plan: _Plan | None = _plan(catalog, config, request, text, facts, compare, events,
-                                       available_providers)
+                                       available_providers, look)
         except Refusal:
             if confirmed:
                 raise
             plan = None  # perhaps only because the facts were guessed: ask for them
         turn = _turn(config, request, text, events[0], upload_keys or [], plan)
+        turn["default_model"] = look.default_model
         try:
             row = await pool.fetchrow(SUBMIT, turn, facts, plan.items if plan else None)
         except asyncpg.PostgresError as error:
@@ -177,6 +193,15 @@ def _refuse(code: str | None, detail: str, hint: str | None, config: CoreConfig)
         raise RateLimited(config.rate_per_minute)
     if code == INSUFFICIENT:
         raise InsufficientCredits(int(hint or 0), int(detail or 0))
+
+
+@dataclass(frozen=True)
+class _Look:
+    """The styles there are, the person's defaults and the model a new thread starts on."""
+
+    styles: Styles
+    prefs: Preferences
+    default_model: str
 
 
 @dataclass(frozen=True)
@@ -234,6 +259,7 @@ def _plan(
     catalog: Catalog, config: CoreConfig, request: SubmitRequest, text: str,
     facts: dict[str, Any], compare: tuple[str, ...], events: list[str],
     available_providers: frozenset[str],
+    look: _Look,
 ) -> _Plan:
     """The generations a turn queues, given what is known of its thread (or a Refusal)."""
     parent: dict[str, Any] | None = facts["parent"]
@@ -243,8 +269,12 @@ def _plan(
     intent = request.action or Intent.NEW
     if intent in (Intent.REGENERATE, Intent.VARIATION, Intent.UPSCALE) and parent is None:
         raise NothingToRefine()
+    style = look.styles.style_for(request.style, None, look.prefs.style)
     names = list(compare) or [
-        request.model or _default_model_for(intent, parent, session_model)] * len(events)
+        request.model
+        or (style.model if style and request.style else None)  # the style's suggestion
+        or _default_model_for(intent, parent, session_model)
+    ] * len(events)
     models = [catalog.usable(name, available_providers, date.today()) for name in names]
     for model in models:
         if request.uploads and not model.can_edit:
@@ -257,7 +287,9 @@ def _plan(
     wanted_aspect = normalise_aspect(
         request.aspect_ratio
         or said_aspect
+        or (style.aspect_ratio if style and request.style else None)
         or parent_params.get("aspect_ratio")
+        or look.prefs.aspect_ratio
         or config.default_aspect_ratio
     )
     wanted_resolution = normalise_resolution(
@@ -266,6 +298,7 @@ def _plan(
         else request.resolution
         or said_resolution
         or parent_params.get("resolution")
+        or look.prefs.resolution
         or config.default_resolution
     )
     sizes = [
@@ -282,7 +315,8 @@ def _plan(
     seeds = [seed if compare else (seed + n) % (MAX_SEED + 1) for n in range(len(events))]
     items = [
         {"event": event, "model": model.name, "intent": intent.value,
-         "params": {"aspect_ratio": aspect, "resolution": resolution, "seed": seed},
+         "params": {"aspect_ratio": aspect, "resolution": resolution, "seed": seed,
+                    **look_params(style, request.negative)},
          "user_prompt": text or (parent["user_prompt"] if parent else ""),
          "parent_id": parent["id"] if parent else None, "cost": cost,
          "reason": f"{model.name} {resolution}"}
@@ -306,12 +340,14 @@ def made_safe(request: SubmitRequest) -> SubmitRequest:
 
     return replace(
         request,
-        text=clean_text(request.text),
+        text=without_mentions(clean_text(request.text)),
         user=replace(request.user, display_name=clean_text(request.user.display_name)),
         model=optional(request.model),
         aspect_ratio=optional(request.aspect_ratio),
         resolution=optional(request.resolution),
         compare=tuple(clean_text(name) for name in request.compare),
+        negative=optional(request.negative),
+        style=optional(request.style),
     )
 
 
@@ -330,6 +366,8 @@ def with_inline_options(request: SubmitRequest) -> SubmitRequest:
         compare=request.compare or inline.compare,
         seed=request.seed if request.seed is not None else inline.seed,
         count=request.count or inline.count,
+        negative=request.negative or inline.negative,
+        style=request.style or inline.style,
     )
 
 

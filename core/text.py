@@ -29,6 +29,18 @@ _INVISIBLE_CATEGORIES = frozenset({"Cf", "Mn", "Me", "Zs", "Zl", "Zp", "Cc"})
 ECHO_MAX_CHARS = 40
 
 
+# Chat mention syntax left in a prompt (Discord `<@123>` `<@&5>` `<#7>`, Slack `<!channel>`
+# `<@U0BOB>`) and the everyone-words: an image prompt is no place to ping anyone.
+_MENTIONS = re.compile(r"<(?:@[!&]?|#|!)[\w^|@.-]*>|(?<![\w@])[@!](?:everyone|here|channel)\b")
+
+
+def without_mentions(text: str) -> str:
+    """`text` with mention markup and @everyone/@here/@channel taken out (adapters turn
+    people's mentions into names first); the words around them keep their spaces."""
+    removed = _MENTIONS.sub(" ", text)
+    return removed if removed == text else re.sub(r"[ \t]{2,}", " ", removed).strip()
+
+
 def clean_text(text: str) -> str:
     """`text` without NUL, lone surrogates, control characters or escape sequences
     (tabs and newlines are kept; a carriage return becomes a newline)."""

@@ -129,7 +129,7 @@ async def test_imagine_opens_a_thread_and_ends_with_an_image(
         database_url: str, tmp_path: Path, fake: FakeDiscord) -> None:
     async with running_easel(database_url, tmp_path, fake) as rig:
         assert {c["name"] for c in fake.commands[None]} == {"imagine", "credits", "model", "flow",
-                                                             "history", "easel"}
+                                                             "history", "easel", "settings"}
         sent = await rig.imagine({"prompt": "a lighthouse at dusk"})
         answer = await rig.answer(sent)
         [thread] = fake.threads_of(fake.channel.id)
@@ -407,7 +407,7 @@ async def test_sharded_gateway_with_guild_commands(
         assert fake.sessions[-1].identify["shard"] == [0, 1]
         assert None not in fake.commands or not fake.commands[None]
         assert {c["name"] for c in fake.commands[fake.guild.id]} == {
-            "imagine", "credits", "model", "flow", "history", "easel"}
+            "imagine", "credits", "model", "flow", "history", "easel", "settings"}
         await rig.answer(await rig.imagine({"prompt": "a harbour"}))
         assert await rig.work() == 1
         [thread] = fake.threads_of(fake.channel.id)

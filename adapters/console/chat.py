@@ -27,7 +27,7 @@ from core.worker import Worker
 
 HELP = (
     "Type what to draw; later lines refine it. Commands: /model NAME, /models, /credits, "
-    "/compare A,B [TEXT], /continue MODEL, /delete [ID], /flow, /new, /help, /quit"
+    "/settings, /compare A,B [TEXT], /continue MODEL, /delete [ID], /flow, /new, /help, /quit"
 )
 TURN_TIMEOUT_S = 900.0
 
@@ -101,6 +101,8 @@ class ConsoleChat:
                     self.platform.say(f"{m.name:10} {m.display_name} · {costs} · {m.best_for}")
             elif name == "/credits":
                 self.platform.say((await self.easel.credits(self.user)).as_text())
+            elif name == "/settings":  # the person's defaults; /new starts a thread on them
+                self.platform.say((await self.easel.settings(self.user, rest)).as_text())
             elif name == "/flow" and self.write_flow is not None:
                 session_id = await self.easel.flow_session(self.thread)
                 path = await self.write_flow(session_id, self.data_dir / "flow")

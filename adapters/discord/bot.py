@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -88,7 +89,7 @@ class EaselBot(commands.Bot):
         in_conversation = isinstance(message.channel, (discord.Thread, discord.DMChannel))
         if not in_conversation and self.user not in message.mentions:
             return
-        text = re.sub(rf"<@!?{self.user.id}>", " ", message.content).strip()
+        text = named_mentions(message.content, self.user.id, message.mentions)
         images = [a for a in message.attachments if is_image(a)]
         if not text and not images:
             return  # nothing readable (no message-content intent, or a sticker)
@@ -116,3 +117,14 @@ class EaselBot(commands.Bot):
 
 class ShardedEaselBot(EaselBot, commands.AutoShardedBot):
     """Easel running the shards DISCORD_SHARD_IDS of DISCORD_SHARD_COUNT in one process."""
+
+
+def named_mentions(content: str, bot_id: int, people: Sequence[discord.abc.User]) -> str:
+    """The message without the bot's mention, and with other people's mentions as their
+    names: `<@123>` must not reach the image prompt (the core drops what is left)."""
+    names = {str(person.id): person.display_name for person in people}
+
+    def name(match: re.Match[str]) -> str:
+        return " " if match[1] == str(bot_id) else names.get(match[1], "")
+
+    return re.sub(r"<@!?(\d+)>", name, content).strip()

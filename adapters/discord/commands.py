@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 from typing import Any
 
 import discord
@@ -29,6 +30,7 @@ from core.errors import EaselError, Refusal
 from core.models import RESOLUTIONS, ModelSpec, ThreadRef
 from core.options import MAX_COUNT, MAX_SEED, as_inline
 from core.runtime import Runtime
+from core.service import Easel
 
 log = logging.getLogger("easel.discord")
 
@@ -63,6 +65,12 @@ def model_choices(runtime: Runtime, current: str) -> list[app_commands.Choice[st
     return [app_commands.Choice(name=model_label(m), value=m.name)
             for m in runtime.available_models()
             if typed in m.name.lower() or typed in m.display_name.lower()][:CHOICES_MAX]
+
+
+def style_choices(easel: Easel, current: str) -> list[app_commands.Choice[str]]:
+    """The style presets matching what was typed so far, with what each adds (at most 25)."""
+    return [app_commands.Choice(name=f"{name} — {about}"[:100], value=name)
+            for name, about in easel.style_names(current)][:CHOICES_MAX]
 
 
 def is_admin(settings: Settings, interaction: discord.Interaction[Any]) -> bool:
@@ -112,7 +120,9 @@ class EaselCommands(commands.Cog):
                            image="A picture to edit or start from",
                            compare="Several models side by side, e.g. nano2,gpt,flux",
                            seed="The seed (shown under every image) to draw the same again",
-                           count="How many images (1 to 4), posted as one grid")
+                           count="How many images (1 to 4), posted as one grid",
+                           style="A style preset (adds its words to the prompt)",
+                           no="What the image should not have, e.g. text, people")
     @app_commands.choices(
         aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
         resolution=[app_commands.Choice(name=r, value=r) for r in RESOLUTIONS])
@@ -122,7 +132,8 @@ class EaselCommands(commands.Cog):
                       image: discord.Attachment | None = None,
                       compare: str | None = None,
                       seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
-                      count: app_commands.Range[int, 1, MAX_COUNT] | None = None) -> None:
+                      count: app_commands.Range[int, 1, MAX_COUNT] | None = None,
+                      style: str | None = None, no: str | None = None) -> None:
         source_event = str(interaction.id)
         if not self.turns.first_delivery(source_event):
             return  # the same interaction again: the first delivery answers it
@@ -143,7 +154,8 @@ class EaselCommands(commands.Cog):
         thread, note = placed
         outcome = await self.turns.take(Ask(
             thread=thread, user=user_of(interaction.user, interaction.guild_id),
-            text=prompt + as_inline(seed=seed, count=count), label=prompt, source_event=source_event,
+            text=prompt + as_inline(seed=seed, count=count, style=style, negative=no),
+            label=prompt, source_event=source_event,
             uploads=uploads, model=model, aspect_ratio=aspect,
             resolution=resolution,
             compare=tuple(m.strip() for m in (compare or "").split(",") if m.strip())))
@@ -189,6 +201,40 @@ class EaselCommands(commands.Cog):
     async def _imagine_model(self, interaction: discord.Interaction[Any],
                              current: str) -> list[app_commands.Choice[str]]:
         return model_choices(self.runtime, current)
+
+    @imagine.autocomplete("style")
+    async def _imagine_style(self, interaction: discord.Interaction[Any],
+                             current: str) -> list[app_commands.Choice[str]]:
+        return style_choices(self.turns.easel, current)
+
+    @app_commands.command(name="settings", description="Your defaults for new threads")
+    @app_commands.describe(model="Default model", aspect="Default aspect ratio",
+                           resolution="Default resolution", style="Default style preset")
+    @app_commands.choices(
+        aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS],
+        resolution=[app_commands.Choice(name=r, value=r) for r in RESOLUTIONS])
+    async def my_settings(self, interaction: discord.Interaction[Any], model: str | None = None,
+                       aspect: str | None = None, resolution: str | None = None,
+                       style: str | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        given = {"--model": model, "--ar": aspect, "--res": resolution, "--style": style}
+        change = "".join(f" {k} {shlex.quote(v)}" for k, v in given.items() if v)
+        try:
+            prefs = await self.turns.easel.settings(
+                user_of(interaction.user, interaction.guild_id), change)
+            await answer(interaction, prefs.as_text())
+        except Refusal as error:
+            await answer(interaction, error.user_message)
+
+    @my_settings.autocomplete("model")
+    async def _settings_model(self, interaction: discord.Interaction[Any],
+                              current: str) -> list[app_commands.Choice[str]]:
+        return model_choices(self.runtime, current)
+
+    @my_settings.autocomplete("style")
+    async def _settings_style(self, interaction: discord.Interaction[Any],
+                              current: str) -> list[app_commands.Choice[str]]:
+        return style_choices(self.turns.easel, current)
 
     @app_commands.command(name="credits", description="Your credits and recent images")
     async def credits(self, interaction: discord.Interaction[Any]) -> None:

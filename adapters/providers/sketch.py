@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageOps, PngImagePlugin
 
 from adapters.providers.sketch_ink import ink
 from adapters.providers.sketch_more import MORE_COLOURS, MORE_PAINTERS
-from adapters.providers.sketch_scene import RGB, SKY_SHAPES, Scene, read_scene, shade
+from adapters.providers.sketch_scene import RGB, SKY_SHAPES, Scene, read_scene, shade, words_of
 from adapters.providers.sketch_shapes import DEFAULT_COLOURS, PAINTERS
 from adapters.providers.sketch_text import font, wrap
 from core.errors import InvalidRequest
@@ -114,16 +114,24 @@ def style_of(model: ModelSpec) -> str:
     return "ink" if "ink" in model.model_id else "colour"
 
 
+def _without_words(prompt: str, negative: str) -> str:
+    """The prompt with the negative prompt's words taken out, so they are not drawn."""
+    unwanted = set(words_of(negative))
+    return " ".join(w for w in prompt.split() if not set(words_of(w)) & unwanted)
+
+
 def render(request: ImageRequest, *, budget_s: float = RENDER_BUDGET_S) -> bytes:
     """The PNG bytes for `request`; a pure function of its prompt, seed, size and inputs."""
     budget = RenderBudget(budget_s)
     width, height = canvas_size(request.aspect_ratio, request.resolution)
-    digest = hashlib.sha256(f"{request.prompt}\x00{request.seed}".encode()).digest()
+    negative = request.negative_prompt or ""
+    digest = hashlib.sha256(f"{request.prompt}\x00{request.seed}\x00{negative}".encode()).digest()
     rng = random.Random(int.from_bytes(digest[:8], "big"))
-    scene = read_scene(request.prompt)
+    scene = read_scene(_without_words(request.prompt, negative))
     font_px = max(12, round(max(width, height) / 42))
     face = font(font_px)
-    lines = wrap(request.prompt, face, width * 0.92)
+    shown = f"{request.prompt} (without {negative})" if negative else request.prompt
+    lines = wrap(shown, face, width * 0.92)
     note = wrap("not drawn: " + ", ".join(scene.not_drawn), face, width * 0.92)[:1]
     note = note if scene.not_drawn else []
     line_h = round(font_px * 1.3)

@@ -221,12 +221,15 @@ def register_home(bolt_app: AsyncApp, turns: Turns) -> None:
             return
         user = await turns.user(str(body.get("team_id") or ""), event["user"])
         credits = await turns.easel.credits(user)
+        defaults = await turns.easel.settings(user)
         await turns.messenger.client.views_publish(user_id=event["user"], view={
             "type": "home",
             "blocks": [
                 {"type": "header", "text": {"type": "plain_text", "text": "Easel"}},
                 {"type": "section",
                  "text": {"type": "mrkdwn", "text": escape_mrkdwn(credits.as_text())}},
+                {"type": "section",
+                 "text": {"type": "mrkdwn", "text": escape_mrkdwn(defaults.as_text())}},
                 {"type": "context", "elements": [{"type": "mrkdwn", "text": HOME_HINT}]},
             ]})
 

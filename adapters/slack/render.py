@@ -76,7 +76,9 @@ def _plain(text: str, limit: int) -> dict[str, Any]:
 
 def status_text(view: StatusView) -> str:
     """The `text` fallback shown in notifications and by clients without Block Kit."""
-    return truncate(view.as_text(), FALLBACK_TEXT_MAX_CHARS) or " "
+    # Escaped like every mrkdwn text: the fallback is what a notification shows, and a
+    # person's literal <!channel> must not ping there either.
+    return escape_line(truncate(view.as_text(), FALLBACK_TEXT_MAX_CHARS)) or " "
 
 
 def status_blocks(view: StatusView) -> list[dict[str, Any]]:

@@ -19,11 +19,12 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.slack.downloads import SlackFiles
 from adapters.slack.messenger import SlackMessenger
+from adapters.slack.render import escape_mrkdwn
 from core.errors import InternalError, Refusal
 from core.models import Intent, MessageRef, Stage, StatusView, ThreadRef, UserRef
 from core.options import parse_inline_options
 from core.service import Easel
-from core.status import received_view, refusal_view
+from core.status import received_view, refusal_view, with_asker
 from core.submit import SubmitRequest
 
 log = logging.getLogger("easel.slack")
@@ -32,6 +33,10 @@ PLATFORM = "slack"
 ALREADY_WORKING = "Already working on this one (see the message above)."
 MAX_CACHED_NAMES = 10_000
 _LINK = re.compile(r"<([^<>|]+)\|([^<>]+)>")
+_NAMED_PERSON = re.compile(r"<@[UW][A-Z0-9]+\|([^<>]+)>")
+_PERSON = re.compile(r"(<@[UW][A-Z0-9]+>)")
+_SPECIAL = re.compile(r"<![^<>]*>")
+SETTINGS_WORD = "settings"
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,13 @@ def strip_mentions(text: str, bot_user_id: str | None) -> str:
     """The text without mentions of the bot, with Slack's escaping undone."""
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>", " ", text)
+    text = _NAMED_PERSON.sub(lambda m: m.group(1), text)  # <@U…|bob> -> bob
+    text = _SPECIAL.sub(" ", text)  # <!channel>, <!here>, <!subteam^S1|@team>: no pings
     text = _LINK.sub(lambda m: m.group(2), text)  # <https://x|label> -> label
-    return html.unescape(text.replace("<", "").replace(">", "")).strip()
+    # A bare <@U…> stays for `Turns` to name; any other markup loses its brackets.
+    parts = _PERSON.split(text)
+    return "".join(part if _PERSON.fullmatch(part) else
+                   html.unescape(part.replace("<", "").replace(">", "")) for part in parts).strip()
 
 
 def mentions(text: str, user_id: str | None) -> bool:
@@ -83,6 +93,10 @@ class Turns:
         if ask.text.strip().lower() in FLOW_WORDS and ask.action is None:
             await self.flow(ask)
             return
+        if ask.text.strip().lower().split(" ", 1)[0] == SETTINGS_WORD and ask.action is None:
+            await self.settings(ask)
+            return
+        ask = replace(ask, text=await self.named(ask.text))
         try:
             text, options = parse_inline_options(ask.text)
         except Refusal as error:
@@ -104,7 +118,8 @@ class Turns:
     async def _submit(self, request: SubmitRequest, files: tuple[Mapping[str, Any], ...],
                       received: StatusView) -> ThreadRef:
         """Post the status, fetch the files, submit; returns the thread (it may start here)."""
-        thread, status = await self._post(request.thread, received)
+        asker = request.user.display_name or request.user.external_id
+        thread, status = await self._post(request.thread, received, asked_by=asker)
         try:
             uploads = await self.files.fetch(files)
             submitted = await self.easel.submit(replace(
@@ -133,6 +148,27 @@ class Turns:
             text = error.user_message
         await self.messenger.post_text(ask.thread, text)
 
+    async def settings(self, ask: Ask) -> None:
+        """"settings [--model M --ar 16:9 --res 2K --style S]" in a thread: the person's
+        defaults for new threads, answered to them alone."""
+        user = await self.user(ask.thread.workspace, ask.user_id, ask.user_name)
+        try:
+            text = (await self.easel.settings(user, ask.text.strip()[len(SETTINGS_WORD):])).as_text()
+        except Refusal as error:
+            text = error.user_message
+        await self.messenger.client.chat_postEphemeral(
+            channel=ask.thread.channel, thread_ts=ask.thread.thread or None, user=ask.user_id,
+            text=escape_mrkdwn(text))
+
+    async def named(self, text: str) -> str:
+        """`<@U…>` mentions as the people's names (looked up once), so no id reaches a prompt."""
+        people = set(_PERSON.findall(text))
+        for mention in people:
+            user_id = mention[2:-1]
+            name = self._names.get(user_id) or await self._look_up_name(user_id)
+            text = text.replace(mention, name)
+        return text
+
     async def _is_known(self, source_event: str) -> bool:
         if await self.easel.is_known_event(PLATFORM, source_event):
             log.info("slack event %s was already taken; ignoring the repeat", source_event)
@@ -145,13 +181,16 @@ class Turns:
             name = self._names.get(user_id) or await self._look_up_name(user_id)
         return UserRef(PLATFORM, workspace, user_id, name)
 
-    async def _post(self, thread: ThreadRef, view: StatusView) -> tuple[ThreadRef, MessageRef]:
-        status = await self.messenger.post_status(thread, view)
+    async def _post(self, thread: ThreadRef, view: StatusView,
+                    asked_by: str = "") -> tuple[ThreadRef, MessageRef]:
         if thread.thread:
-            return thread, status
-        # A top-level status (from /imagine) is where the session's thread starts.
+            return thread, await self.messenger.post_status(thread, view)
+        # A top-level status (from /imagine) is where the session's thread starts; seen in
+        # the channel, it says who asked, on every edit.
+        status = await self.messenger.post_status(
+            thread, with_asker(view, asked_by) if asked_by else view)
         return replace(thread, thread=status.message_id), replace(
-            status, thread=status.message_id)
+            status, thread=status.message_id, asked_by=asked_by)
 
     async def _drop(self, thread: ThreadRef, status: MessageRef) -> None:
         try:
