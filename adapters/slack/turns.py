@@ -68,8 +68,9 @@ def strip_mentions(text: str, bot_user_id: str | None) -> str:
     text = _LINK.sub(lambda m: m.group(2), text)  # <https://x|label> -> label
     # A bare <@U…> stays for `Turns` to name; any other markup loses its brackets.
     parts = _PERSON.split(text)
-    return "".join(part if _PERSON.fullmatch(part) else
-                   html.unescape(part.replace("<", "").replace(">", "")) for part in parts).strip()
+    text = "".join(part if _PERSON.fullmatch(part) else
+                   html.unescape(part.replace("<", "").replace(">", "")) for part in parts)
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
 
 
 def mentions(text: str, user_id: str | None) -> bool:
