@@ -131,6 +131,10 @@ async def test_tampered_expired_or_another_persons_token_gets_403_and_no_travers
             async with http.get(f"{api}/images/{asset}", params={"token": token}) as response:
                 assert response.status == 200 and (await response.read()).startswith(b"\x89PNG")
         for name, token in refused.items():
+            if token:  # the studio's own image route refuses the same tokens
+                studio_image = f"{base}/studio/{token}/image/{t.first}/{asset}"
+                async with http.get(studio_image) as r:
+                    assert r.status == 403, (name, "studio image", r.status)
             for path in ("", "/events", f"/images/{asset}"):
                 async with http.get(api + path, headers={"Authorization": f"Bearer {token}"}) as r:
                     assert r.status == 403, (name, path, r.status)
@@ -145,6 +149,12 @@ async def test_tampered_expired_or_another_persons_token_gets_403_and_no_travers
             f"{api}/images/../../../../etc/passwd", f"{api}/images/%2e%2e%2fpasswd",
             f"{base}/flow/{good['session']}/image/..%2F..%2Fetc%2Fpasswd",
             f"{base}/flow/{good['session']}/image/%2e%2e",
+            # The studio's image routes: another generation's asset, or a path, never served.
+            f"{base}/studio/{good['session']}/image/{t.first}/{other_asset}",
+            f"{base}/studio/{good['session']}/image/{t.first}/..%2F..%2Fetc%2Fpasswd",
+            f"{base}/studio/{good['session']}/image/..%2F{t.first}/{asset}",
+            f"{base}/studio/{good['session']}/composite/..%2F..%2Fetc%2Fpasswd",
+            f"{base}/studio/{good['person']}/image/{t.first}/%2e%2e%2f%2e%2e%2fpasswd",
         ]
         for url in traversal:
             async with http.get(url, params={"token": good["session"]}) as response:

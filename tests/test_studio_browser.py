@@ -140,6 +140,10 @@ async def _screenshots(browser: Any, moment: str) -> None:
         await asyncio.sleep(0.3)  # layout after the resize
         target = ARTIFACTS / f"studio-{moment}-{label}.png"
         assert await asyncio.to_thread(browser.save_screenshot, str(target))
+        for panel in ("threads", "flow", "results"):  # each of the three panels on its own
+            element = await asyncio.to_thread(browser.find_element, "id", panel)
+            shot = ARTIFACTS / f"studio-{moment}-{label}-{panel}.png"
+            assert await asyncio.to_thread(element.screenshot, str(shot))
         layout = await asyncio.to_thread(browser.execute_script, """
             return ['threads', 'flow', 'results'].map(function (id) {
                 var r = document.getElementById(id).getBoundingClientRect();
@@ -151,3 +155,50 @@ async def _screenshots(browser: Any, moment: str) -> None:
         else:
             assert len(lefts) == 3, f"side by side on a desktop: {layout}"
     await asyncio.to_thread(browser.set_window_size, *DESKTOP)
+
+
+async def test_the_admin_page_in_a_browser_retries_a_failed_generation(
+    pool: asyncpg.Pool, images_dir: Path, tmp_path: Path
+) -> None:
+    from core.errors import ContentPolicy
+    from core.service import Easel
+
+    google = ScriptedProvider("google", script=[ContentPolicy()])
+    rt = make_runtime(pool, images_dir, providers={"sketch": ScriptedProvider(), "google": google})
+    asked = await Easel(rt).submit(request("a fox in the snow", model="nano2"))
+    await Worker(rt).run_until_empty()
+    token = sign_link(SECRET, GrantKind.ADMIN, 0, int(time.time()) + 600)
+    browser = await asyncio.to_thread(_browser, tmp_path / "chromium-profile")
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        async with serving(rt) as base:
+            await asyncio.to_thread(browser.get, f"{base}/admin/{token}")
+            for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+                await asyncio.to_thread(browser.set_window_size, *size)
+                await asyncio.sleep(0.3)
+                assert await asyncio.to_thread(
+                    browser.save_screenshot, str(ARTIFACTS / f"admin-{label}.png"))
+            await asyncio.to_thread(browser.set_window_size, *DESKTOP)
+            button = await asyncio.to_thread(browser.find_element, "css selector",
+                                             f"#failed-{asked.generation_id} button.retry")
+            await asyncio.to_thread(button.click)
+
+            async def notice() -> str:
+                return str(await asyncio.to_thread(browser.execute_script,
+                    "var n = document.getElementById('notice'); return n ? n.textContent : '';"))
+
+            said = await wait_until(notice, timeout_s=30, interval_s=0.2,
+                                    what="the page to say the generation is queued again")
+            print(f"after Retry: {said!r}")
+            assert f"#{asked.generation_id} is queued again" in said
+            await Worker(rt).run_until_empty()
+            await asyncio.to_thread(browser.refresh)
+            await asyncio.to_thread(browser.save_screenshot, str(ARTIFACTS / "admin-retried.png"))
+            row = await asyncio.to_thread(browser.execute_script,
+                f"return document.getElementById('failed-{asked.generation_id}').textContent;")
+            assert "succeeded" in row, row
+    finally:
+        await asyncio.to_thread(browser.quit)
+    status = await pool.fetchval("SELECT status::text FROM generations WHERE retry_of = $1",
+                                 asked.generation_id)
+    assert status == "succeeded"
