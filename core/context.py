@@ -107,6 +107,9 @@ async def input_images(
     )
     if not inputs and wants_parent and context.parent_image and model.can_edit:
         image = context.parent_image
-        inputs.append(InputImage(await rt.store.get(image["key"]), image["content_type"],
-                                 "previous"))
+        try:
+            data = await rt.store.get(image["key"])
+        except KeyError:  # its person deleted it (ObjectNotFound): the prompt alone, then
+            return tuple(inputs)
+        inputs.append(InputImage(data, image["content_type"], "previous"))
     return tuple(inputs)

@@ -39,8 +39,17 @@ ORDER BY g.id DESC LIMIT 1
 OUTPUTS = """
 SELECT object_key FROM assets WHERE generation_id = ANY($1::bigint[]) AND kind = 'output'
 """
+# Marks them deleted; a thread whose head was one of them builds on its newest image left.
 MARK_DELETED = """
-UPDATE generations SET deleted_at = coalesce(deleted_at, now()) WHERE id = ANY($1::bigint[])
+WITH marked AS (
+    UPDATE generations SET deleted_at = coalesce(deleted_at, now()) WHERE id = ANY($1::bigint[])
+    RETURNING session_id
+)
+UPDATE sessions s SET head_generation_id = (
+    SELECT g.id FROM generations g WHERE g.session_id = s.id AND g.status = 'succeeded'
+      AND g.deleted_at IS NULL AND g.compare_group IS NULL AND g.id <> ALL($1::bigint[])
+    ORDER BY g.id DESC LIMIT 1)
+WHERE s.id IN (SELECT session_id FROM marked) AND s.head_generation_id = ANY($1::bigint[])
 """
 
 
