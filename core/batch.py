@@ -3,7 +3,7 @@
 A batch is a compare group whose members share the model (a compare needs two models): each
 image is an ordinary generation with its own reservation, so a failed image is refunded
 while the others are charged. The group's finisher posts one grid of the images that were
-made, with a row of buttons per image (upscale or vary this one), and the grid becomes the
+made (2 × 2 for four), with a row of buttons per image (upscale or vary this one), and the grid becomes the
 message of every image in it.
 """
 
@@ -83,7 +83,7 @@ async def post_batch(rt: Runtime, platform: ChatPlatform, thread: ThreadRef, gro
         return
     name = rt.catalog.get(done[0].model).display_name
     grid = compose([Panel(images[m.id], f"{index}", f"seed {m.seed} · {m.cost} cr")
-                    for index, m in enumerate(done, 1)])
+                    for index, m in enumerate(done, 1)], columns=2 if len(done) == 4 else None)
     digest = hashlib.sha256(str(group["id"]).encode()).hexdigest()[:16]
     key = f"sessions/{group['session_id']}/batch/{digest}.png"
     stored = await rt.store.put(key, grid, "image/png")

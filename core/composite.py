@@ -23,21 +23,27 @@ class Panel:
     detail: str
 
 
-def compose(panels: list[Panel]) -> bytes:
-    """One PNG with the panels side by side at a common height, a label under each."""
+def compose(panels: list[Panel], *, columns: int | None = None) -> bytes:
+    """One PNG with the panels in rows of `columns` (default: all side by side) at a common
+    height, a label under each."""
     tiles = [_tile(panel) for panel in panels]
-    width = sum(t.width for t in tiles) + GAP * (len(tiles) + 1)
-    canvas = Image.new("RGB", (width, PANEL_HEIGHT + LABEL_HEIGHT + GAP * 2), BACKGROUND)
+    per_row = max(1, columns or len(tiles))
+    rows = [list(range(i, min(i + per_row, len(tiles)))) for i in range(0, len(tiles), per_row)]
+    row_height = PANEL_HEIGHT + LABEL_HEIGHT + GAP
+    width = max(sum(tiles[i].width for i in row) + GAP * (len(row) + 1) for row in rows)
+    canvas = Image.new("RGB", (width, row_height * len(rows) + GAP), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     title_font = ImageFont.load_default(size=20)
     detail_font = ImageFont.load_default(size=16)
-    x = GAP
-    for tile, panel in zip(tiles, panels, strict=True):
-        canvas.paste(tile, (x, GAP))
-        draw.text((x + 4, GAP + PANEL_HEIGHT + 6), panel.title[:40], fill=TEXT, font=title_font)
-        draw.text((x + 4, GAP + PANEL_HEIGHT + 32), panel.detail[:48], fill=MUTED,
-                  font=detail_font)
-        x += tile.width + GAP
+    for number, row in enumerate(rows):
+        x, y = GAP, GAP + number * row_height
+        for index in row:
+            tile, panel = tiles[index], panels[index]
+            canvas.paste(tile, (x, y))
+            draw.text((x + 4, y + PANEL_HEIGHT + 6), panel.title[:40], fill=TEXT, font=title_font)
+            draw.text((x + 4, y + PANEL_HEIGHT + 32), panel.detail[:48], fill=MUTED,
+                      font=detail_font)
+            x += tile.width + GAP
     buffer = io.BytesIO()
     canvas.save(buffer, "PNG", optimize=False)
     return buffer.getvalue()
