@@ -446,3 +446,26 @@ async def test_flow_in_a_thread_answers_with_a_signed_link(
             studio = reply.content.split("/studio/")[1].split()[0]
             grant = verify_link([b"flow-secret-2"], studio, time.time())
             assert (grant.kind, grant.subject) == (GrantKind.PERSON, person)
+
+
+async def test_easel_admin_answers_admins_only_with_a_private_admin_link(
+        database_url: str, tmp_path: Path, fake: FakeDiscord) -> None:
+    from core.links import GrantKind, verify_link
+
+    admin = fake.add_user("operator")
+    async with running_easel(database_url, tmp_path, fake, EASEL_ADMINS=str(admin.id),
+                             EASEL_SECRET_KEY="admin-secret-3",
+                             PUBLIC_URL="https://easel.example.org") as rig:
+        [command] = [c for c in fake.commands[None] if c["name"] == "easel"]
+        data = {"id": command["id"], "name": "easel", "type": 1,
+                "options": [{"name": "admin", "type": 1, "options": []}]}
+        refused = await rig.answer(await fake._dispatch_interaction(2, data, fake.user,
+                                                                    fake.channel))
+        assert refused.ephemeral and refused.content == "Only Easel admins can do that."
+        answer = await rig.answer(await fake._dispatch_interaction(2, data, admin, fake.channel))
+        assert answer.ephemeral and "https://easel.example.org/admin/" in answer.content
+        token = answer.content.split("/admin/")[1].split()[0]
+        grant = verify_link([b"admin-secret-3"], token, time.time())
+        who = await rig.val("SELECT id FROM users WHERE external_id = $1", str(admin.id))
+        assert (grant.kind, grant.subject) == (GrantKind.ADMIN, who)
+        assert grant.expires_at - time.time() <= 3600
